@@ -1,0 +1,217 @@
+"""Building blocks of the decoder: RMSNorm, RoPE, GQA attention, SwiGLU MLP.
+
+Shapes: B batch, T query length, S key length (T without a cache, the cache size with one),
+D hidden, H query heads, K key/value heads, G = H / K, Dh head dim, F MLP width, V vocabulary.
+
+Every parameter carries logical axis names (see `reasonrl.parallel.rules`); every activation
+that matters for sharding goes through `ActivationSharding.constrain`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+
+from reasonrl.models.config import ModelConfig
+from reasonrl.parallel.rules import DEFAULT_RULES, Rules, logical_to_spec
+
+Array = jax.Array
+_MASK_VALUE = float(np.finfo(np.float32).min)
+
+
+def _init(std: float = 0.02) -> Callable:
+    return nn.initializers.normal(stddev=std)
+
+
+def logical_param(module: nn.Module, name: str, init: Callable, shape, axes, dtype) -> Array:
+    """Declares a parameter annotated with its logical axes."""
+    return module.param(name, nn.with_logical_partitioning(init, axes), shape, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationSharding:
+    """Mesh + rules used to pin activation shardings inside a jitted forward pass.
+
+    `None` in place of this object (single device, or letting XLA propagate) makes every
+    constraint a no-op.
+    """
+
+    mesh: Mesh
+    rules: Rules = DEFAULT_RULES
+
+    def constrain(self, x: Array, axes) -> Array:
+        spec = logical_to_spec(axes, x.shape, self.mesh, self.rules)
+        return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, spec))
+
+
+def constrain(sharding: ActivationSharding | None, x: Array, axes) -> Array:
+    return x if sharding is None else sharding.constrain(x, axes)
+
+
+class RMSNorm(nn.Module):
+    """y = x / sqrt(mean(x^2) + eps) * scale, normalised in float32 (as HF transformers does)."""
+
+    eps: float
+    dtype: jnp.dtype
+    param_dtype: jnp.dtype
+    axis_name: str = "norm"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        scale = logical_param(self, "scale", nn.initializers.ones, (x.shape[-1],),
+                              (self.axis_name,), self.param_dtype)
+        x32 = x.astype(jnp.float32)
+        normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        return scale.astype(self.dtype) * normed.astype(self.dtype)
+
+
+def rope_inverse_frequencies(config: ModelConfig) -> np.ndarray:
+    """Inverse frequencies [Dh / 2] (float32), with Llama-3 or linear scaling applied."""
+    dim = config.head_dim
+    inv_freq = 1.0 / (config.rope_theta ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+    scaling = config.rope_scaling
+    if scaling is None:
+        return inv_freq.astype(np.float32)
+    if scaling.rope_type == "linear":
+        return (inv_freq / scaling.factor).astype(np.float32)
+    # Llama 3: keep high frequencies, divide low ones by `factor`, interpolate in between.
+    old_len = scaling.original_max_position_embeddings
+    low_freq_wavelen = old_len / scaling.low_freq_factor
+    high_freq_wavelen = old_len / scaling.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = np.where(wavelen > low_freq_wavelen, inv_freq / scaling.factor, inv_freq)
+    smooth = (old_len / wavelen - scaling.low_freq_factor) / (
+        scaling.high_freq_factor - scaling.low_freq_factor)
+    smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled
+    is_medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+    return np.where(is_medium, smoothed, scaled).astype(np.float32)
+
+
+def apply_rope(x: Array, positions: Array, inv_freq: np.ndarray) -> Array:
+    """Rotates x [B, T, N, Dh] by positions [B, T] (HF "rotate_half" layout)."""
+    freqs = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)  # [B, T, Dh/2]
+    angles = jnp.concatenate([freqs, freqs], axis=-1)[:, :, None, :]  # [B, T, 1, Dh]
+    cos, sin = jnp.cos(angles).astype(x.dtype), jnp.sin(angles).astype(x.dtype)
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated * sin
+
+
+class AttentionContext(NamedTuple):
+    """What attention needs besides activations; identical for every layer.
+
+    q_positions / q_segment_ids: [B, T] for the tokens being processed.
+    kv_positions / kv_segment_ids: [B, S] for every key slot (equal to the q_* arrays without a
+      cache). Segment id 0 marks padding or an unwritten cache slot: never attended to.
+    cache_index: scalar int32 slot at which this block's keys/values are written (cache only).
+    """
+
+    q_positions: Array
+    q_segment_ids: Array
+    kv_positions: Array
+    kv_segment_ids: Array
+    cache_index: Array | None = None
+
+
+class LayerCache(NamedTuple):
+    """One layer's key/value cache: keys, values [B, S, K, Dh]."""
+
+    keys: Array
+    values: Array
+
+
+def attention_mask(ctx: AttentionContext) -> Array:
+    """Boolean [B, 1, 1, T, S]: causal by position, within one segment, never to padding."""
+    q_pos, k_pos = ctx.q_positions[:, :, None], ctx.kv_positions[:, None, :]
+    q_seg, k_seg = ctx.q_segment_ids[:, :, None], ctx.kv_segment_ids[:, None, :]
+    mask = (k_pos <= q_pos) & (q_seg == k_seg) & (k_seg != 0)
+    return mask[:, None, None, :, :]
+
+
+class Attention(nn.Module):
+    """Grouped-query self-attention with optional q/k/v bias, q/k RMSNorm and a KV cache."""
+
+    config: ModelConfig
+    sharding: ActivationSharding | None = None
+
+    def _project(self, name: str, x: Array, heads: int, heads_axis: str, bias: bool) -> Array:
+        cfg = self.config
+        kernel = logical_param(self, f"{name}_kernel", _init(), (cfg.hidden_size, heads, cfg.head_dim),
+                               ("embed", heads_axis, "head_dim"), cfg.params_dtype)
+        y = jnp.einsum("btd,dnh->btnh", x, kernel.astype(cfg.compute_dtype))
+        if bias:
+            b = logical_param(self, f"{name}_bias", nn.initializers.zeros, (heads, cfg.head_dim),
+                              (heads_axis, "head_dim"), cfg.params_dtype)
+            y = y + b.astype(cfg.compute_dtype)
+        return y
+
+    @nn.compact
+    def __call__(self, x: Array, ctx: AttentionContext,
+                 cache: LayerCache | None = None) -> tuple[Array, LayerCache | None]:
+        """x [B, T, D] -> ([B, T, D], the cache with this block written in, or None)."""
+        cfg = self.config
+        dtype = cfg.compute_dtype
+        q = self._project("q", x, cfg.num_heads, "q_heads", cfg.qkv_bias)
+        k = self._project("k", x, cfg.num_kv_heads, "kv_heads", cfg.qkv_bias)
+        v = self._project("v", x, cfg.num_kv_heads, "kv_heads", cfg.qkv_bias)
+        if cfg.qk_norm:
+            norm = dict(eps=cfg.rms_norm_eps, dtype=dtype, param_dtype=cfg.params_dtype,
+                        axis_name="head_dim")
+            q = RMSNorm(**norm, name="q_norm")(q)
+            k = RMSNorm(**norm, name="k_norm")(k)
+        inv_freq = rope_inverse_frequencies(cfg)
+        q = apply_rope(q, ctx.q_positions, inv_freq)
+        k = apply_rope(k, ctx.q_positions, inv_freq)
+        q = constrain(self.sharding, q, ("batch", "length", "q_heads", "head_dim"))
+
+        if cache is not None:
+            keys = jax.lax.dynamic_update_slice_in_dim(
+                cache.keys, k.astype(cache.keys.dtype), ctx.cache_index, axis=1)
+            values = jax.lax.dynamic_update_slice_in_dim(
+                cache.values, v.astype(cache.values.dtype), ctx.cache_index, axis=1)
+            cache = LayerCache(keys, values)
+            k, v = keys.astype(dtype), values.astype(dtype)
+
+        batch, length = q.shape[:2]
+        groups = cfg.num_heads // cfg.num_kv_heads
+        q = q.reshape(batch, length, cfg.num_kv_heads, groups, cfg.head_dim)
+        scores = jnp.einsum("btkgh,bskh->bkgts", q, k, preferred_element_type=jnp.float32)
+        scores = scores * (1.0 / math.sqrt(cfg.head_dim))
+        scores = jnp.where(attention_mask(ctx), scores, _MASK_VALUE)
+        probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
+        out = jnp.einsum("bkgts,bskh->btkgh", probs, v).reshape(
+            batch, length, cfg.num_heads, cfg.head_dim)
+
+        o_kernel = logical_param(self, "o_kernel", _init(), (cfg.num_heads, cfg.head_dim, cfg.hidden_size),
+                                 ("q_heads", "head_dim", "embed"), cfg.params_dtype)
+        y = jnp.einsum("btnh,nhd->btd", out, o_kernel.astype(dtype))
+        if cfg.o_bias:
+            y = y + logical_param(self, "o_bias", nn.initializers.zeros, (cfg.hidden_size,),
+                                  ("embed",), cfg.params_dtype).astype(dtype)
+        return y, cache
+
+
+class MLP(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    config: ModelConfig
+    sharding: ActivationSharding | None = None
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        cfg = self.config
+        dtype = cfg.compute_dtype
+        shape_in, shape_out = (cfg.hidden_size, cfg.intermediate_size), (cfg.intermediate_size, cfg.hidden_size)
+        gate = logical_param(self, "gate_kernel", _init(), shape_in, ("embed", "mlp"), cfg.params_dtype)
+        up = logical_param(self, "up_kernel", _init(), shape_in, ("embed", "mlp"), cfg.params_dtype)
+        down = logical_param(self, "down_kernel", _init(), shape_out, ("mlp", "embed"), cfg.params_dtype)
+        hidden = nn.silu(x @ gate.astype(dtype)) * (x @ up.astype(dtype))
+        hidden = constrain(self.sharding, hidden, ("batch", "length", "mlp"))
+        return hidden @ down.astype(dtype)

@@ -1,0 +1,147 @@
+"""The decoder-only LM: embeddings, a scanned stack of blocks, final norm, LM head.
+
+One implementation serves training (no cache) and generation (a KV cache passed in and returned
+explicitly, never hidden in a mutable collection). Layers are stacked with `nn.scan`, so every
+per-layer parameter has a leading "layers" axis [L, ...] and compile time does not grow with L.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from reasonrl.models.config import ModelConfig
+from reasonrl.models.layers import (MLP, ActivationSharding, Attention, AttentionContext,
+                                    LayerCache, RMSNorm, _init, constrain)
+
+Array = jax.Array
+
+
+class KVCache(NamedTuple):
+    """Generation state for all layers.
+
+    keys, values: [L, B, S, K, Dh] in the compute dtype.
+    positions: [B, S] int32 position of the token in each slot.
+    segment_ids: [B, S] int32; 0 marks an empty (or padding) slot that is never attended to.
+    """
+
+    keys: Array
+    values: Array
+    positions: Array
+    segment_ids: Array
+
+    @classmethod
+    def empty(cls, config: ModelConfig, batch_size: int, max_length: int) -> "KVCache":
+        shape = (config.num_layers, batch_size, max_length, config.num_kv_heads, config.head_dim)
+        zeros = jnp.zeros(shape, config.compute_dtype)
+        slots = jnp.zeros((batch_size, max_length), jnp.int32)
+        return cls(zeros, zeros, slots, slots)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    config: ModelConfig
+    sharding: ActivationSharding | None = None
+
+    @nn.compact
+    def __call__(self, x: Array, ctx: AttentionContext,
+                 cache: LayerCache | None) -> tuple[Array, LayerCache | None]:
+        cfg = self.config
+        norm = dict(eps=cfg.rms_norm_eps, dtype=cfg.compute_dtype, param_dtype=cfg.params_dtype)
+        attn_out, cache = Attention(cfg, self.sharding, name="attn")(
+            RMSNorm(**norm, name="input_norm")(x), ctx, cache)
+        x = constrain(self.sharding, x + attn_out, ("batch", "length", "activation_embed"))
+        mlp_out = MLP(cfg, self.sharding, name="mlp")(RMSNorm(**norm, name="post_attention_norm")(x))
+        x = constrain(self.sharding, x + mlp_out, ("batch", "length", "activation_embed"))
+        return x, cache
+
+
+class CausalLM(nn.Module):
+    """Decoder-only language model (Qwen2/2.5, Qwen3, Llama 3.x).
+
+    `__call__` returns final hidden states so losses can compute log-probs in chunks without
+    materialising [B, T, V]; `logits` applies the LM head.
+    """
+
+    config: ModelConfig
+    sharding: ActivationSharding | None = None
+
+    def setup(self):
+        cfg = self.config
+        block = DecoderBlock
+        if cfg.remat:
+            block = nn.remat(block, prevent_cse=False,
+                             policy=jax.checkpoint_policies.nothing_saveable)
+        self.layers = nn.scan(
+            block,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=(nn.broadcast, 0),
+            length=cfg.num_layers,
+            metadata_params={nn.PARTITION_NAME: "layers"},
+        )(cfg, self.sharding, name="layers")
+        self.embedding = self.param(
+            "embedding", nn.with_logical_partitioning(_init(), ("vocab", "embed")),
+            (cfg.vocab_size, cfg.hidden_size), cfg.params_dtype)
+        self.final_norm = RMSNorm(cfg.rms_norm_eps, cfg.compute_dtype, cfg.params_dtype,
+                                  name="final_norm")
+        if not cfg.tie_word_embeddings:
+            self.lm_head = self.param(
+                "lm_head", nn.with_logical_partitioning(_init(), ("embed", "vocab")),
+                (cfg.hidden_size, cfg.vocab_size), cfg.params_dtype)
+
+    def __call__(self, tokens: Array, positions: Array, segment_ids: Array,
+                 cache: KVCache | None = None,
+                 cache_index: Array | None = None) -> tuple[Array, KVCache | None]:
+        """Final hidden states.
+
+        Args:
+          tokens: int32 [B, T].
+          positions: int32 [B, T] RoPE positions.
+          segment_ids: int32 [B, T]; tokens attend only within their segment; 0 = padding.
+          cache: optional KVCache; this block is written at slot `cache_index` and attends to
+            every filled slot of the cache.
+          cache_index: scalar int32 slot index (required with a cache).
+
+        Returns:
+          hidden [B, T, D] in the compute dtype, and the updated cache (or None).
+        """
+        cfg = self.config
+        x = jnp.take(self.embedding, tokens, axis=0).astype(cfg.compute_dtype)
+        x = constrain(self.sharding, x, ("batch", "length", "activation_embed"))
+        if cache is None:
+            ctx = AttentionContext(positions, segment_ids, positions, segment_ids)
+            layer_caches = None
+        else:
+            kv_positions = jax.lax.dynamic_update_slice_in_dim(
+                cache.positions, positions, cache_index, axis=1)
+            kv_segments = jax.lax.dynamic_update_slice_in_dim(
+                cache.segment_ids, segment_ids, cache_index, axis=1)
+            ctx = AttentionContext(positions, segment_ids, kv_positions, kv_segments, cache_index)
+            layer_caches = LayerCache(cache.keys, cache.values)
+        x, layer_caches = self.layers(x, ctx, layer_caches)
+        hidden = self.final_norm(x)
+        if cache is not None:
+            cache = KVCache(layer_caches.keys, layer_caches.values, ctx.kv_positions,
+                            ctx.kv_segment_ids)
+        return hidden, cache
+
+    def logits(self, hidden: Array) -> Array:
+        """hidden [..., D] -> float32 logits [..., V]."""
+        cfg = self.config
+        kernel = self.embedding.T if cfg.tie_word_embeddings else self.lm_head
+        logits = jnp.einsum("...d,dv->...v", hidden, kernel.astype(cfg.compute_dtype),
+                            preferred_element_type=jnp.float32)
+        if logits.ndim == 3:
+            logits = constrain(self.sharding, logits, ("batch", "length", "vocab"))
+        return logits
+
+    def init_all(self, tokens: Array) -> Array:
+        """Touches every parameter (used only by `init`)."""
+        positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+        hidden, _ = self(tokens, positions, jnp.ones_like(tokens))
+        return self.logits(hidden)
