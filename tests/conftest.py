@@ -19,3 +19,19 @@ _cache_dir = os.environ.get(
 jax.config.update("jax_compilation_cache_dir", _cache_dir)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def hf_checkpoints(tmp_path_factory):
+    """kind -> (transformers model, directory it saved to): random tiny checkpoints that
+    transformers itself creates, made once per test session."""
+    from tests.helpers import HF_TINY_CONFIGS, make_hf_model, save_hf_model
+
+    out = {}
+    for kind in HF_TINY_CONFIGS:
+        model = make_hf_model(kind)
+        out[kind] = (model, save_hf_model(model, tmp_path_factory.mktemp(f"hf_{kind}")))
+    return out

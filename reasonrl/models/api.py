@@ -133,7 +133,7 @@ def make_forward(config: ModelConfig, mesh: Mesh | None = None, rules: Rules = D
 
 
 def validate_tokens(config: ModelConfig, tokens, positions=None, segment_ids=None,
-                    mesh: Mesh | None = None) -> None:
+                    mesh: Mesh | None = None, rules: Rules = DEFAULT_RULES) -> None:
     """Raises InputError for a wrong shape/dtype, out-of-vocabulary ids or an unsplittable batch."""
     shape = np.shape(tokens)
     if len(shape) != 2:
@@ -155,14 +155,14 @@ def validate_tokens(config: ModelConfig, tokens, positions=None, segment_ids=Non
                 f"token id {int(host[where])} at (batch, position) {where} is outside the "
                 f"vocabulary [0, {config.vocab_size})")
     if mesh is not None:
-        splits = batch_split_count(mesh)
+        splits = batch_split_count(mesh, rules)
         if shape[0] % splits:
             raise InputError(f"batch size {shape[0]} is not divisible by {splits}, the number of "
                              f"batch shards of mesh {dict(mesh.shape)}")
 
 
 def forward(config: ModelConfig, params: Params, tokens, *, positions=None,
-            segment_ids=None) -> Array:
+            segment_ids=None, rules: Rules = DEFAULT_RULES) -> Array:
     """float32 logits [B, T, V] for int32 tokens [B, T].
 
     Args:
@@ -170,12 +170,13 @@ def forward(config: ModelConfig, params: Params, tokens, *, positions=None,
       segment_ids: int32 [B, T]; packed documents (distinct ids) never attend to each other;
         0 marks padding. Defaults to all ones.
 
-    Runs on the mesh the params are sharded over (see `init_params` / `load_hf_checkpoint`).
+    Runs on the mesh the params are sharded over (see `init_params` / `load_hf_checkpoint`),
+    with the sharding `rules` they were placed with.
     """
     mesh = mesh_of(params)
-    validate_tokens(config, tokens, positions, segment_ids, mesh)
+    validate_tokens(config, tokens, positions, segment_ids, mesh, rules)
     tokens = jnp.asarray(tokens, jnp.int32)
     positions = default_positions(tokens) if positions is None else jnp.asarray(positions, jnp.int32)
     segment_ids = (jnp.ones_like(tokens) if segment_ids is None
                    else jnp.asarray(segment_ids, jnp.int32))
-    return make_forward(config, mesh)(params, tokens, positions, segment_ids)
+    return make_forward(config, mesh, rules)(params, tokens, positions, segment_ids)

@@ -1,0 +1,167 @@
+"""Tasks: turn one source record into one tokenised document for packing.
+
+Every task returns `DocumentFeatures`, a dict of int32 [L] arrays for one document of L tokens:
+
+  tokens:    the document's token ids.
+  targets:   tokens shifted left by one inside the document; the last entry is the pad id.
+  loss_mask: 1 where targets[i] is a token the model is trained to predict, else 0. The last
+             position is always 0, so no target ever crosses into the next packed document.
+
+`pretrain` trains on every next token; `sft` only on tokens of assistant responses (their
+content and end-of-turn token), as marked by the chat template's assistant mask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+from reasonrl.data.spec import spec_error
+from reasonrl.data.tokenizer.base import MissingSpecialTokenError, Tokenizer
+from reasonrl.data.tokenizer.chat_templates import CHAT_TEMPLATES, get_chat_template
+
+DocumentFeatures = dict[str, np.ndarray]
+
+
+def next_token_features(
+    token_ids: np.ndarray, predict_mask: np.ndarray, pad_id: int
+) -> DocumentFeatures:
+    """Per-document next-token features.
+
+    Args:
+      token_ids: int [L] ids of one document.
+      predict_mask: bool [L], True for tokens that should be predicted (as targets).
+      pad_id: id written as the target of the document's last token.
+
+    Returns:
+      tokens, targets, loss_mask: int32 [L]; loss_mask[i] = predict_mask[i + 1], last = 0.
+    """
+    tokens = np.asarray(token_ids, dtype=np.int32)
+    targets = np.full_like(tokens, pad_id)
+    targets[:-1] = tokens[1:]
+    loss_mask = np.zeros_like(tokens)
+    loss_mask[:-1] = np.asarray(predict_mask[1:], dtype=np.int32)
+    return {"tokens": tokens, "targets": targets, "loss_mask": loss_mask}
+
+
+def _field(record: Mapping[str, Any], name: str, option: str) -> Any:
+    if name not in record:
+        raise KeyError(
+            f"record has no field {name!r} (it has {sorted(record)}); set spec.task.{option}"
+        )
+    return record[name]
+
+
+class PretrainTask:
+    """Plain text documents; every next token is trained on."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        """Spec section `{"type": "pretrain", ...}`.
+
+        Attributes:
+          text_field: record field holding the document text.
+          add_bos: prepend bos; None: if the tokenizer has one.
+          add_eos: append eos (marks the document end); None: if the tokenizer has one.
+        """
+
+        text_field: str = "text"
+        add_bos: bool | None = None
+        add_eos: bool | None = None
+
+    def __init__(self, config: Config, tokenizer: Tokenizer):
+        self._text_field = config.text_field
+        self._tokenizer = tokenizer
+        self._add_bos = tokenizer.bos_id is not None if config.add_bos is None else config.add_bos
+        self._add_eos = tokenizer.eos_id is not None if config.add_eos is None else config.add_eos
+        tokenizer.encode("", add_bos=self._add_bos, add_eos=self._add_eos)  # Fail early.
+
+    def __call__(self, record: Mapping[str, Any]) -> DocumentFeatures:
+        text = _field(record, self._text_field, "text_field")
+        ids = self._tokenizer.encode(str(text), add_bos=self._add_bos, add_eos=self._add_eos)
+        ids = np.asarray(ids, dtype=np.int32)
+        return next_token_features(ids, np.ones(len(ids), dtype=bool), self._tokenizer.pad_id)
+
+
+class SftTask:
+    """Conversations rendered by a chat template; only assistant responses are trained on.
+
+    A record is either a prompt/response pair (`prompt_field`, `response_field`, optional
+    `system_prompt`), e.g. GSM8K's {"question", "answer"}, or a list of {"role", "content"}
+    messages under `messages_field`.
+    """
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        """Spec section `{"type": "sft", ...}`; give prompt_field + response_field or
+        messages_field.
+
+        Attributes:
+          chat_template: name in CHAT_TEMPLATES ("chatml", "llama3", "plain").
+          prompt_field: field with the user turn.
+          response_field: field with the assistant turn.
+          system_prompt: optional system message put before the prompt.
+          messages_field: field with a list of {"role", "content"} messages.
+        """
+
+        chat_template: str = "chatml"
+        prompt_field: str | None = None
+        response_field: str | None = None
+        system_prompt: str | None = None
+        messages_field: str | None = None
+
+        def __post_init__(self):
+            if self.chat_template not in CHAT_TEMPLATES:
+                raise spec_error(
+                    "chat_template",
+                    f"got {self.chat_template!r}; expected one of {sorted(CHAT_TEMPLATES)}",
+                )
+            has_pair = self.prompt_field is not None and self.response_field is not None
+            has_one_of_pair = (self.prompt_field is None) != (self.response_field is None)
+            if has_one_of_pair or has_pair == (self.messages_field is not None):
+                raise spec_error(
+                    "messages_field",
+                    "give either both prompt_field and response_field, or messages_field",
+                )
+            if self.system_prompt is not None and self.messages_field is not None:
+                raise spec_error("system_prompt", "only applies with prompt_field/response_field")
+
+    def __init__(self, config: Config, tokenizer: Tokenizer):
+        self._config = config
+        self._tokenizer = tokenizer
+        self._template = get_chat_template(config.chat_template)
+        try:
+            self._template.check_tokenizer(tokenizer)
+        except MissingSpecialTokenError as error:
+            raise MissingSpecialTokenError(f"spec.task.chat_template: {error}") from None
+
+    def messages(self, record: Mapping[str, Any]) -> list[dict[str, str]]:
+        """The conversation held by `record`."""
+        config = self._config
+        if config.messages_field is not None:
+            messages = _field(record, config.messages_field, "messages_field")
+            if not isinstance(messages, list):
+                raise ValueError(f"field {config.messages_field!r} must be a list of messages")
+            return messages
+        system = [] if config.system_prompt is None else [
+            {"role": "system", "content": config.system_prompt}
+        ]
+        return system + [
+            {"role": "user", "content": str(_field(record, config.prompt_field, "prompt_field"))},
+            {
+                "role": "assistant",
+                "content": str(_field(record, config.response_field, "response_field")),
+            },
+        ]
+
+    def __call__(self, record: Mapping[str, Any]) -> DocumentFeatures:
+        rendered = self._template.render(self._tokenizer, self.messages(record))
+        return next_token_features(
+            rendered.token_ids, rendered.assistant_mask, self._tokenizer.pad_id
+        )
+
+
+# `type` value of a task spec -> task class (with a nested `Config`).
+TASK_TYPES: dict[str, Any] = {"pretrain": PretrainTask, "sft": SftTask}
