@@ -1,0 +1,61 @@
+"""Per-token log-probabilities without materialising [B, T, V] logits.
+
+The sequence is cut into chunks of C positions; each chunk's logits [B, C, V] are computed,
+reduced to per-token statistics and dropped. The chunk function is rematerialised, so the
+backward pass recomputes one chunk's logits at a time as well: peak memory is O(B * C * V)
+instead of O(B * T * V).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from reasonrl.models import logits_from_hidden
+from reasonrl.models.config import ModelConfig
+
+
+class TokenStats(NamedTuple):
+    """Per-token statistics, each float32 [B, T] (argmax_match: 1.0 where target is the argmax)."""
+
+    logprobs: jax.Array
+    logsumexp: jax.Array
+    entropy: jax.Array
+    argmax_match: jax.Array
+
+
+def token_statistics(config: ModelConfig, params, hidden: jax.Array, targets: jax.Array, *,
+                     chunk_size: int = 256, temperature: float = 1.0,
+                     sharding=None) -> TokenStats:
+    """log p(target) and friends for hidden [B, T, D], targets int32 [B, T].
+
+    `temperature` divides the logits first (RL objectives score samples drawn at T != 1 under
+    the tempered distribution when configured to).
+    """
+    batch, length, _ = hidden.shape
+    chunk = min(chunk_size, length)
+    pad = -length % chunk
+    if pad:
+        hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
+        targets = jnp.pad(targets, ((0, 0), (0, pad)))
+    num_chunks = hidden.shape[1] // chunk
+
+    @jax.checkpoint
+    def one_chunk(args):
+        h, t = args  # [B, C, D], [B, C]
+        logits = logits_from_hidden(config, params, h, sharding=sharding)
+        if temperature != 1.0:
+            logits = logits / temperature
+        lse = jax.nn.logsumexp(logits, axis=-1)
+        target_logit = jnp.take_along_axis(logits, t[..., None], axis=-1)[..., 0]
+        probs = jax.nn.softmax(logits, axis=-1)
+        entropy = lse - jnp.sum(probs * logits, axis=-1)
+        match = (target_logit >= jnp.max(logits, axis=-1)).astype(jnp.float32)
+        return TokenStats(target_logit - lse, lse, entropy, match)
+
+    h_chunks = hidden.reshape(batch, num_chunks, chunk, -1).swapaxes(0, 1)
+    t_chunks = targets.reshape(batch, num_chunks, chunk).swapaxes(0, 1)
+    stats = jax.lax.map(one_chunk, (h_chunks, t_chunks))  # each [N, B, C]
+    return jax.tree.map(lambda x: x.swapaxes(0, 1).reshape(batch, -1)[:, :length], stats)

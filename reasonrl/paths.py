@@ -1,0 +1,17 @@
+"""Locations of files that ship with reasonrl."""
+
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ASSETS_DIR = PACKAGE_DIR / "assets"
+# The repository checkout (configs/ lives beside the package in a source or editable install).
+REPO_DIR = PACKAGE_DIR.parent
+CONFIGS_DIR = REPO_DIR / "configs"
+
+
+def asset(*parts: str) -> Path:
+    """Path of a shipped data file, e.g. asset("corpus", "gsm8k_train.txt")."""
+    path = ASSETS_DIR.joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(f"reasonrl asset {path} is missing from this installation")
+    return path

@@ -1,0 +1,211 @@
+"""The job config schema and its validation, run before anything is compiled.
+
+A job config (an ml_collections ConfigDict returned by `get_config()` in a file under configs/)
+is a list of *stages* that run in order in one workdir, plus an optional tokenizer to train
+first:
+
+    config.tokenizer          where the tokenizer comes from (an existing path, or trained)
+    config.stages.<name>      one training run each: model, mesh, data, objective, optimizer,
+                              train (see `stage_config()` for every field and its default)
+
+A stage's `model.init_from` may name an earlier stage: it starts from that stage's final params.
+`validate_job` checks every field against this schema — an unknown key, a wrong type, a batch
+that does not split over the mesh, a missing file — and raises one `JobConfigError` naming the
+dotted field (and the config file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import ml_collections
+
+from reasonrl.models.config import ModelConfig
+from reasonrl.models.presets import PRESETS
+from reasonrl.objectives.registry import OBJECTIVES
+from reasonrl.parallel.mesh import MeshConfig, MeshError
+from reasonrl.train.optimizer import SCHEDULES
+from reasonrl.train.step import NONFINITE_MODES
+
+# Sections whose keys are free-form or checked elsewhere.
+_DATA_SECTIONS = ("data", "eval_data")
+
+
+class JobConfigError(ValueError):
+    """A job config that cannot run; the message names the field."""
+
+
+def tokenizer_config() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(dict(
+        path="",  # an existing tokenizer (.model, tokenizer.json or a directory); or:
+        train_on="",  # a text corpus to train a sentencepiece tokenizer on, into workdir
+        vocab_size=2048,
+    ))
+
+
+def stage_config() -> ml_collections.ConfigDict:
+    """Every field of a training stage, with its default."""
+    return ml_collections.ConfigDict(dict(
+        model=dict(
+            preset="tiny-qwen3",  # a name in reasonrl.models.PRESETS ...
+            hf_checkpoint="",  # ... or a Hugging Face checkpoint directory to start from
+            init_from="",  # ... or the name of an earlier stage of this job
+            overrides={},  # ModelConfig fields, e.g. {"dtype": "bfloat16", "num_layers": 4}
+            vocab_from_tokenizer=True,  # fresh models: vocab_size = the tokenizer's
+        ),
+        mesh=dict(data=1, fsdp=-1, tensor=1),
+        data={},  # a reasonrl.data spec (source / task / packing ...)
+        eval_data={},  # optional; same format
+        objective=dict(name="next_token"),
+        optimizer=dict(learning_rate=3e-4, schedule="cosine", warmup_steps=100, total_steps=0,
+                       end_lr_fraction=0.1, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,
+                       clip_norm=1.0),
+        train=dict(
+            steps=1000, batch_size=8, seq_len=256, grad_accum=1, seed=0,
+            log_every=10, eval_every=0, eval_batches=4,
+            checkpoint_every=100, keep_checkpoints=3, async_checkpointing=True,
+            on_nonfinite="stop",  # "stop": halt naming the step; "skip": drop that update
+            export_hf=True,  # write a Hugging Face checkpoint of the final params
+        ),
+    ))
+
+
+def job_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.tokenizer = tokenizer_config()
+    config.stages = ml_collections.ConfigDict()
+    return config
+
+
+def _where(config_file: str | None) -> str:
+    return f" (in {config_file})" if config_file else ""
+
+
+def _check_keys(section, schema, prefix: str, config_file: str | None) -> None:
+    """Unknown keys and wrong types, recursively."""
+    for key in section.keys():
+        field = f"{prefix}.{key}"
+        if key not in schema:
+            close = [k for k in schema.keys() if k[:3] == key[:3]]
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {sorted(schema.keys())}"
+            raise JobConfigError(f"{field}: unknown key{hint}{_where(config_file)}")
+        value, default = section[key], schema[key]
+        if isinstance(default, ml_collections.ConfigDict):
+            if key == "overrides" or field.endswith(_DATA_SECTIONS):
+                continue
+            if not isinstance(value, ml_collections.ConfigDict):
+                raise JobConfigError(f"{field}: expected a section, got {value!r}"
+                                     f"{_where(config_file)}")
+            _check_keys(value, default, field, config_file)
+        elif not _same_type(value, default):
+            raise JobConfigError(f"{field}: expected {type(default).__name__}, got "
+                                 f"{type(value).__name__} {value!r}{_where(config_file)}")
+
+
+def _same_type(value, default) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def _fail(field: str, message: str, config_file: str | None):
+    raise JobConfigError(f"{field}: {message}{_where(config_file)}")
+
+
+def validate_stage(stage, name: str, earlier: list[str], num_devices: int,
+                   config_file: str | None = None) -> None:
+    prefix = f"stages.{name}"
+    _check_keys(stage, stage_config(), prefix, config_file)
+    model, train, opt = stage.model, stage.train, stage.optimizer
+
+    # Where the params come from, by precedence: init_from > hf_checkpoint > preset.
+    if model.init_from and model.hf_checkpoint:
+        _fail(f"{prefix}.model", "set init_from or hf_checkpoint, not both", config_file)
+    if model.init_from:
+        if model.init_from not in earlier:
+            _fail(f"{prefix}.model.init_from", f"{model.init_from!r} is not an earlier stage "
+                  f"(earlier: {earlier})", config_file)
+    elif model.hf_checkpoint:
+        if not os.path.isdir(model.hf_checkpoint):
+            _fail(f"{prefix}.model.hf_checkpoint",
+                  f"directory {model.hf_checkpoint} does not exist", config_file)
+    elif model.preset not in PRESETS:
+        _fail(f"{prefix}.model.preset", f"unknown preset {model.preset!r}; available: "
+              f"{sorted(PRESETS)}", config_file)
+    known_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    for key in model.overrides.keys():
+        if key not in known_fields:
+            _fail(f"{prefix}.model.overrides.{key}", f"not a ModelConfig field "
+                  f"({sorted(known_fields)})", config_file)
+
+    try:
+        sizes = MeshConfig.from_value(stage.mesh.to_dict()).resolve(num_devices)
+    except MeshError as error:
+        _fail(f"{prefix}.mesh", str(error), config_file)
+    batch_shards = sizes[0] * sizes[1]
+    if train.batch_size % train.grad_accum:
+        _fail(f"{prefix}.train.batch_size", f"{train.batch_size} does not split into "
+              f"grad_accum={train.grad_accum} micro-batches", config_file)
+    micro = train.batch_size // train.grad_accum
+    if micro % batch_shards:
+        _fail(f"{prefix}.train.batch_size", f"micro-batch of {micro} rows (batch_size / "
+              f"grad_accum) does not divide over data*fsdp={batch_shards} devices", config_file)
+    for key in ("steps", "batch_size", "seq_len", "grad_accum", "log_every", "keep_checkpoints"):
+        if train[key] < 1:
+            _fail(f"{prefix}.train.{key}", f"must be >= 1, got {train[key]}", config_file)
+    if train.on_nonfinite not in NONFINITE_MODES:
+        _fail(f"{prefix}.train.on_nonfinite", f"{train.on_nonfinite!r}; choose from "
+              f"{NONFINITE_MODES}", config_file)
+    if opt.schedule not in SCHEDULES:
+        _fail(f"{prefix}.optimizer.schedule", f"{opt.schedule!r}; choose from {SCHEDULES}",
+              config_file)
+    if opt.learning_rate < 0:
+        _fail(f"{prefix}.optimizer.learning_rate", "must be >= 0", config_file)
+
+    objective = stage.objective
+    if objective.get("name") not in OBJECTIVES:
+        _fail(f"{prefix}.objective.name", f"unknown objective {objective.get('name')!r}; "
+              f"registered: {sorted(OBJECTIVES)}", config_file)
+    allowed = OBJECTIVES[objective.name].defaults
+    for key in objective.keys():
+        if key != "name" and key not in allowed:
+            _fail(f"{prefix}.objective.{key}", f"not an option of objective "
+                  f"{objective.name!r} (options: {sorted(allowed)})", config_file)
+    if not stage.data:
+        _fail(f"{prefix}.data", "no data spec", config_file)
+
+
+def objective_config(stage) -> ml_collections.ConfigDict:
+    """The objective's options: registered defaults overridden by the stage's values."""
+    registered = OBJECTIVES[stage.objective.name]
+    values = dict(registered.defaults)
+    values.update({k: v for k, v in stage.objective.items() if k != "name"})
+    return ml_collections.FrozenConfigDict(values)
+
+
+def validate_job(config, num_devices: int, config_file: str | None = None) -> None:
+    """Raises JobConfigError on the first problem; returns None when the job can run."""
+    for key in config.keys():
+        if key not in ("tokenizer", "stages"):
+            _fail(f"config.{key}", "unknown key; a job has 'tokenizer' and 'stages'", config_file)
+    _check_keys(config.tokenizer, tokenizer_config(), "tokenizer", config_file)
+    tok = config.tokenizer
+    if tok.path and tok.train_on:
+        _fail("tokenizer", "set either path or train_on, not both", config_file)
+    if not tok.path and not tok.train_on:
+        _fail("tokenizer", "set path (an existing tokenizer) or train_on (a corpus)", config_file)
+    for field in ("path", "train_on"):
+        if tok[field] and not os.path.exists(tok[field]):
+            _fail(f"tokenizer.{field}", f"{tok[field]} does not exist", config_file)
+    if not config.stages:
+        _fail("stages", "the job has no stages", config_file)
+    earlier: list[str] = []
+    for name, stage in config.stages.items():
+        validate_stage(stage, name, earlier, num_devices, config_file)
+        earlier.append(name)
