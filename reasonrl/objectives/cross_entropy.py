@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from reasonrl.objectives.logprobs import token_statistics
 from reasonrl.objectives.registry import ModelContext, register_objective
-from reasonrl.train.metrics import Mean
+from reasonrl.objectives.metrics import Mean
 
 
 def _cross_entropy(params, batch, *, model: ModelContext, z_loss_coef: float, chunk_size: int):

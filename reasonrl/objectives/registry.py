@@ -6,7 +6,7 @@ An objective is a pure, jit-able function
 
 `loss_sum` is a float32 scalar to be divided by the *global* `denominator` (summed over
 micro-batches and devices) so gradient accumulation and packing give exact means; `metrics` is a
-dict of `reasonrl.train.metrics` values (Mean / Max / Min) that merge exactly.
+dict of `reasonrl.objectives.metrics` values (Mean / Max / Min) that merge exactly.
 """
 
 from __future__ import annotations

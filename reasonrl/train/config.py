@@ -29,8 +29,9 @@ from reasonrl.parallel.mesh import MeshConfig, MeshError
 from reasonrl.train.optimizer import SCHEDULES
 from reasonrl.train.step import NONFINITE_MODES
 
-# Sections whose keys are free-form or checked elsewhere.
-_DATA_SECTIONS = ("data", "eval_data")
+# Sections whose keys are checked elsewhere: data specs by reasonrl.data, objective options by
+# the objective registry, model overrides against ModelConfig.
+_FREE_SECTIONS = ("data", "eval_data", "objective", "overrides")
 
 
 class JobConfigError(ValueError):
@@ -93,7 +94,7 @@ def _check_keys(section, schema, prefix: str, config_file: str | None) -> None:
             raise JobConfigError(f"{field}: unknown key{hint}{_where(config_file)}")
         value, default = section[key], schema[key]
         if isinstance(default, ml_collections.ConfigDict):
-            if key == "overrides" or field.endswith(_DATA_SECTIONS):
+            if key in _FREE_SECTIONS:
                 continue
             if not isinstance(value, ml_collections.ConfigDict):
                 raise JobConfigError(f"{field}: expected a section, got {value!r}"

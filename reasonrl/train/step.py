@@ -24,7 +24,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from reasonrl.objectives.registry import ModelContext, Objective
 from reasonrl.parallel.rules import DEFAULT_RULES, Rules, batch_sharding
-from reasonrl.train import metrics as metrics_lib
+from reasonrl.objectives import metrics as metrics_lib
 
 NONFINITE_MODES = ("stop", "skip")
 
@@ -128,7 +128,7 @@ def make_train_step(objective: Objective, objective_config, model: ModelContext,
         safe_denominator = jnp.maximum(denominator, 1e-9)
         grads = jax.tree.map(lambda g: g / safe_denominator, grads)
         loss = loss_sum / safe_denominator
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         if step_config.on_nonfinite == "stop":  # once stopped, the params stay as they were
             apply = finite & (state.first_nonfinite_step < 0)

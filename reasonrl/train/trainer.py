@@ -27,7 +27,7 @@ from reasonrl.models.layers import ActivationSharding
 from reasonrl.objectives import ModelContext
 from reasonrl.objectives.registry import get_objective
 from reasonrl.parallel import batch_sharding, make_mesh
-from reasonrl.train import metrics as metrics_lib
+from reasonrl.objectives import metrics as metrics_lib
 from reasonrl.train.checkpointing import Checkpointer
 from reasonrl.train.config import objective_config
 from reasonrl.train.optimizer import make_optimizer
