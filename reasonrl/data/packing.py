@@ -30,6 +30,7 @@ from typing import Any, Literal
 import grain
 import numpy as np
 
+from reasonrl.data.spec import spec_error
 from reasonrl.data.tasks import DocumentFeatures
 
 DOCUMENT_FEATURES = ("tokens", "targets", "loss_mask")
@@ -139,6 +140,8 @@ def _truncated(document: DocumentFeatures, seq_len: int) -> DocumentFeatures:
 def _limit_length(
     dataset: grain.IterDataset, seq_len: int, overlong: str
 ) -> grain.IterDataset:
+    """Drops empty documents and truncates or drops those longer than `seq_len`."""
+    dataset = dataset.filter(lambda document: len(document["tokens"]) > 0)
     if overlong == "drop":
         return dataset.filter(lambda document: len(document["tokens"]) <= seq_len)
     return dataset.map(lambda document: _truncated(document, seq_len))
@@ -154,7 +157,9 @@ class ConcatThenSplitPacker:
     def __init__(self, config: Config):
         del config
 
-    def pack(self, dataset: grain.IterDataset, *, seq_len: int, pad_id: int, seed: int):
+    def pack(
+        self, dataset: grain.IterDataset, *, seq_len: int, pad_id: int, seed: int
+    ) -> grain.IterDataset:
         del seed
         return ConcatThenSplitIterDataset(dataset, seq_len=seq_len, pad_id=pad_id)
 
@@ -172,10 +177,16 @@ class FirstFitPacker:
         num_bins: int = 16
         overlong: Literal["truncate", "drop"] = "truncate"
 
+        def __post_init__(self):
+            if self.num_bins < 1:
+                raise spec_error("num_bins", f"must be >= 1, got {self.num_bins}")
+
     def __init__(self, config: Config):
         self._config = config
 
-    def pack(self, dataset: grain.IterDataset, *, seq_len: int, pad_id: int, seed: int):
+    def pack(
+        self, dataset: grain.IterDataset, *, seq_len: int, pad_id: int, seed: int
+    ) -> grain.IterDataset:
         dataset = _limit_length(dataset, seq_len, self._config.overlong)
         packed = grain.experimental.FirstFitPackIterDataset(
             dataset,
@@ -211,10 +222,11 @@ class PadPacker:
     def __init__(self, config: Config):
         self._config = config
 
-    def pack(self, dataset: grain.IterDataset, *, seq_len: int, pad_id: int, seed: int):
+    def pack(
+        self, dataset: grain.IterDataset, *, seq_len: int, pad_id: int, seed: int
+    ) -> grain.IterDataset:
         del seed
         dataset = _limit_length(dataset, seq_len, self._config.overlong)
-        dataset = dataset.filter(lambda document: len(document["tokens"]) > 0)
         return dataset.map(lambda document: _pad_row(document, seq_len, pad_id))
 
 

@@ -58,7 +58,17 @@ def _matches_type(value: Any, annotation: Any) -> bool:
 
 
 def _describe(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    """Readable name of a type annotation, for error messages."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(arg) for arg in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args)
+    if origin in (tuple, list):
+        return f"list of {_describe(args[0])}" if args else "list"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def parse_section(config_type: type[ConfigT], section: Any, where: str) -> ConfigT:
@@ -114,3 +124,19 @@ def require_existing_file(field_name: str, path: str) -> None:
     """Raises SpecError naming `field_name` and `path` when `path` is not an existing file."""
     if not os.path.isfile(path):
         raise spec_error(field_name, f"file not found: {path!r}")
+
+
+def parse_typed_section(
+    registry: Mapping[str, Any], section: Any, where: str
+) -> tuple[Any, Any]:
+    """Parses `{"type": name, **options}` against `registry[name].Config`.
+
+    Returns:
+      (registry[name], parsed options as an instance of registry[name].Config).
+    """
+    options = as_plain_dict(section, where)
+    type_name = options.pop("type", None)
+    if type_name not in registry:
+        raise SpecError(f"{where}.type: got {type_name!r}; expected one of {sorted(registry)}")
+    registered = registry[type_name]
+    return registered, parse_section(registered.Config, options, where)

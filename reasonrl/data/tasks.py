@@ -76,7 +76,13 @@ class PretrainTask:
         self._tokenizer = tokenizer
         self._add_bos = tokenizer.bos_id is not None if config.add_bos is None else config.add_bos
         self._add_eos = tokenizer.eos_id is not None if config.add_eos is None else config.add_eos
-        tokenizer.encode("", add_bos=self._add_bos, add_eos=self._add_eos)  # Fail early.
+        for option, wanted, token_id in [("add_bos", self._add_bos, tokenizer.bos_id),
+                                         ("add_eos", self._add_eos, tokenizer.eos_id)]:
+            if wanted and token_id is None:
+                raise MissingSpecialTokenError(
+                    f"spec.task.{option}: tokenizer {tokenizer.name!r} has no "
+                    f"{option.removeprefix('add_')} token"
+                )
 
     def __call__(self, record: Mapping[str, Any]) -> DocumentFeatures:
         text = _field(record, self._text_field, "text_field")

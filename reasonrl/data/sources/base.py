@@ -27,25 +27,27 @@ class MalformedRecordWarning(UserWarning):
 class ByteRangeFile:
     """Reads byte ranges [start, start + length) of one file; safe to share between threads.
 
-    Reads use `os.pread`, which has no shared file position. The descriptor is opened lazily
-    and dropped on pickling, so a source that holds one can be sent to worker processes.
+    Reads use `os.pread`, which has no shared file position. Pickling keeps only the path (the
+    copy reopens the file), so a source holding one can be sent to worker processes.
     """
 
     def __init__(self, path: str):
         self.path = path
-        self._fd: int | None = None
+        self._fd = os.open(path, os.O_RDONLY)
 
     def read(self, start: int, length: int) -> bytes:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
         return os.pread(self._fd, length, start)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_fd": None}
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])
 
     def __del__(self):
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
+            self._fd = None
 
 
 def line_number_at(data: bytes | memoryview, offset: int) -> int:

@@ -8,7 +8,7 @@ from reasonrl.data.sources.array_record import ArrayRecordSource
 from reasonrl.data.sources.jsonl import JsonlSource
 from reasonrl.data.sources.text import TextSource
 from reasonrl.data.sources.tfds import TfdsSource
-from reasonrl.data.spec import SpecError, as_plain_dict, parse_section
+from reasonrl.data.spec import parse_typed_section
 
 
 class RecordSource(Protocol):
@@ -30,9 +30,5 @@ SOURCE_TYPES: dict[str, Any] = {
 
 def make_source(section: Any, where: str = "spec.source") -> RecordSource:
     """Builds the source described by `section`: `{"type": <SOURCE_TYPES key>, **options}`."""
-    options = as_plain_dict(section, where)
-    source_type = options.pop("type", None)
-    if source_type not in SOURCE_TYPES:
-        raise SpecError(f"{where}.type: got {source_type!r}; expected one of {sorted(SOURCE_TYPES)}")
-    source_class = SOURCE_TYPES[source_type]
-    return source_class.from_config(parse_section(source_class.Config, options, where))
+    source_class, config = parse_typed_section(SOURCE_TYPES, section, where)
+    return source_class.from_config(config)

@@ -13,8 +13,10 @@ from reasonrl.data.tokenizer.chat_templates import (
 from reasonrl.data.tokenizer.hf_tokenizer import HFTokenizer
 from reasonrl.data.tokenizer.loading import load_tokenizer
 from reasonrl.data.tokenizer.sentencepiece_tokenizer import SentencePieceTokenizer
+from reasonrl.data.tokenizer.training import CHAT_SPECIAL_TOKENS, train_sentencepiece
 
 __all__ = [
+    "CHAT_SPECIAL_TOKENS",
     "CHAT_TEMPLATES",
     "ChatMLTemplate",
     "ChatTemplate",
@@ -27,4 +29,5 @@ __all__ = [
     "Tokenizer",
     "get_chat_template",
     "load_tokenizer",
+    "train_sentencepiece",
 ]

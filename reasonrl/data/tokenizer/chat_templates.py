@@ -10,7 +10,8 @@ Formats (`role`/`content` are a message's fields; [X] is special token X, one id
   chatml  (Qwen2/2.5/3):  [<|im_start|>]role\\ncontent[<|im_end|>]\\n
                           generation prompt: [<|im_start|>]assistant\\n
   llama3  (Llama 3.x):    [<|begin_of_text|>] once, then per message
-                          [<|start_header_id|>]role[<|end_header_id|>]\\n\\ncontent.strip()[<|eot_id|>]
+                          [<|start_header_id|>]role[<|end_header_id|>]\\n\\n
+                          content.strip()[<|eot_id|>]
                           generation prompt: [<|start_header_id|>]assistant[<|end_header_id|>]\\n\\n
   plain   (base models):  [bos] if the tokenizer has one, then each non-assistant content + "\\n"
                           and each assistant content + [eos]; no generation prompt text.
