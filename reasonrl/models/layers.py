@@ -181,13 +181,16 @@ class Attention(nn.Module):
 
         batch, length = q.shape[:2]
         groups = cfg.num_heads // cfg.num_kv_heads
-        q = q.reshape(batch, length, cfg.num_kv_heads, groups, cfg.head_dim)
-        scores = jnp.einsum("btkgh,bskh->bkgts", q, k, preferred_element_type=jnp.float32)
+        # Heads-first layouts ([B, K, G, T, Dh] x [B, K, S, Dh]) keep both einsums plain batched
+        # matmuls; XLA:CPU runs them ~2.5x faster than the equivalent [B, T, ...] forms.
+        q = q.reshape(batch, length, cfg.num_kv_heads, groups, cfg.head_dim).transpose(0, 2, 3, 1, 4)
+        k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
+        scores = jnp.einsum("bkgth,bksh->bkgts", q, k, preferred_element_type=jnp.float32)
         scores = scores * (1.0 / math.sqrt(cfg.head_dim))
         scores = jnp.where(attention_mask(ctx), scores, _MASK_VALUE)
         probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
-        out = jnp.einsum("bkgts,bskh->btkgh", probs, v).reshape(
-            batch, length, cfg.num_heads, cfg.head_dim)
+        out = jnp.einsum("bkgts,bksh->bkgth", probs, v)
+        out = out.transpose(0, 3, 1, 2, 4).reshape(batch, length, cfg.num_heads, cfg.head_dim)
 
         o_kernel = logical_param(self, "o_kernel", _init(), (cfg.num_heads, cfg.head_dim, cfg.hidden_size),
                                  ("q_heads", "head_dim", "embed"), cfg.params_dtype)
@@ -212,6 +215,10 @@ class MLP(nn.Module):
         gate = logical_param(self, "gate_kernel", _init(), shape_in, ("embed", "mlp"), cfg.params_dtype)
         up = logical_param(self, "up_kernel", _init(), shape_in, ("embed", "mlp"), cfg.params_dtype)
         down = logical_param(self, "down_kernel", _init(), shape_out, ("mlp", "embed"), cfg.params_dtype)
-        hidden = nn.silu(x @ gate.astype(dtype)) * (x @ up.astype(dtype))
-        hidden = constrain(self.sharding, hidden, ("batch", "length", "mlp"))
-        return hidden @ down.astype(dtype)
+        # 2-D matmuls: XLA:CPU runs [B*T, D] x [D, F] (and its transposes) far faster than a
+        # dot with two batch-like dims; on accelerators the reshape is free.
+        flat = x.reshape(-1, x.shape[-1])
+        hidden = nn.silu(flat @ gate.astype(dtype)) * (flat @ up.astype(dtype))
+        hidden = constrain(self.sharding, hidden.reshape(*x.shape[:-1], -1),
+                           ("batch", "length", "mlp"))
+        return (hidden.reshape(flat.shape[0], -1) @ down.astype(dtype)).reshape(x.shape)

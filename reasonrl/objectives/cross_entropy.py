@@ -17,10 +17,12 @@ from reasonrl.objectives.registry import ModelContext, register_objective
 from reasonrl.objectives.metrics import Mean
 
 
-def _cross_entropy(params, batch, *, model: ModelContext, z_loss_coef: float, chunk_size: int):
+def _cross_entropy(params, batch, *, model: ModelContext, z_loss_coef: float, chunk_size: int,
+                   report_entropy: bool):
     hidden = model.hidden(params, batch)
     stats = token_statistics(model.config, params, hidden, batch["targets"],
-                             chunk_size=chunk_size, sharding=model.sharding)
+                             chunk_size=chunk_size, entropy=report_entropy,
+                             sharding=model.sharding)
     mask = batch["loss_mask"].astype(jnp.float32)
     tokens = jnp.sum(mask)
     nll_sum = -jnp.sum(stats.logprobs * mask)
@@ -30,23 +32,27 @@ def _cross_entropy(params, batch, *, model: ModelContext, z_loss_coef: float, ch
         "nll": Mean.of(nll_sum, tokens),
         "z_loss": Mean.of(z_loss_sum, tokens),
         "accuracy": Mean.of(jnp.sum(stats.argmax_match * mask), tokens),
-        "entropy": Mean.of(jnp.sum(stats.entropy * mask), tokens),
         "tokens": Mean.of(tokens, 1.0),
     }
+    if report_entropy:
+        metrics["entropy"] = Mean.of(jnp.sum(stats.entropy * mask), tokens)
     return loss_sum, tokens, metrics
 
 
-@register_objective("next_token", z_loss_coef=0.0, logits_chunk_size=256)
+@register_objective("next_token", z_loss_coef=0.0, logits_chunk_size=1024,
+                    report_entropy=False)
 def next_token_loss(params, batch, rng, *, model: ModelContext, config):
     """Pretraining loss with optional z-loss (`config.z_loss_coef`)."""
     del rng
     return _cross_entropy(params, batch, model=model, z_loss_coef=float(config.z_loss_coef),
-                          chunk_size=int(config.logits_chunk_size))
+                          chunk_size=int(config.logits_chunk_size),
+                          report_entropy=bool(config.report_entropy))
 
 
-@register_objective("sft", logits_chunk_size=256)
+@register_objective("sft", logits_chunk_size=1024, report_entropy=False)
 def sft_loss(params, batch, rng, *, model: ModelContext, config):
     """Supervised fine-tuning: cross-entropy on response tokens (the pipeline's loss_mask)."""
     del rng
     return _cross_entropy(params, batch, model=model, z_loss_coef=0.0,
-                          chunk_size=int(config.logits_chunk_size))
+                          chunk_size=int(config.logits_chunk_size),
+                          report_entropy=bool(config.report_entropy))

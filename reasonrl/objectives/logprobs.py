@@ -18,7 +18,8 @@ from reasonrl.models.config import ModelConfig
 
 
 class TokenStats(NamedTuple):
-    """Per-token statistics, each float32 [B, T] (argmax_match: 1.0 where target is the argmax)."""
+    """Per-token statistics, each float32 [B, T] (argmax_match: 1.0 where target is the argmax;
+    entropy is zeros unless requested)."""
 
     logprobs: jax.Array
     logsumexp: jax.Array
@@ -27,12 +28,12 @@ class TokenStats(NamedTuple):
 
 
 def token_statistics(config: ModelConfig, params, hidden: jax.Array, targets: jax.Array, *,
-                     chunk_size: int = 256, temperature: float = 1.0,
+                     chunk_size: int = 256, temperature: float = 1.0, entropy: bool = False,
                      sharding=None) -> TokenStats:
     """log p(target) and friends for hidden [B, T, D], targets int32 [B, T].
 
     `temperature` divides the logits first (RL objectives score samples drawn at T != 1 under
-    the tempered distribution when configured to).
+    the tempered distribution when configured to). `entropy` adds a full softmax pass.
     """
     batch, length, _ = hidden.shape
     chunk = min(chunk_size, length)
@@ -42,7 +43,6 @@ def token_statistics(config: ModelConfig, params, hidden: jax.Array, targets: ja
         targets = jnp.pad(targets, ((0, 0), (0, pad)))
     num_chunks = hidden.shape[1] // chunk
 
-    @jax.checkpoint
     def one_chunk(args):
         h, t = args  # [B, C, D], [B, C]
         logits = logits_from_hidden(config, params, h, sharding=sharding)
@@ -50,11 +50,16 @@ def token_statistics(config: ModelConfig, params, hidden: jax.Array, targets: ja
             logits = logits / temperature
         lse = jax.nn.logsumexp(logits, axis=-1)
         target_logit = jnp.take_along_axis(logits, t[..., None], axis=-1)[..., 0]
-        probs = jax.nn.softmax(logits, axis=-1)
-        entropy = lse - jnp.sum(probs * logits, axis=-1)
+        if entropy:
+            token_entropy = lse - jnp.sum(jax.nn.softmax(logits, axis=-1) * logits, axis=-1)
+        else:
+            token_entropy = jnp.zeros_like(lse)
         match = (target_logit >= jnp.max(logits, axis=-1)).astype(jnp.float32)
-        return TokenStats(target_logit - lse, lse, entropy, match)
+        return TokenStats(target_logit - lse, lse, token_entropy, match)
 
+    if num_chunks == 1:  # the logits exist in full anyway: no recomputation needed
+        return jax.tree.map(lambda x: x[:, :length], one_chunk((hidden, targets)))
+    one_chunk = jax.checkpoint(one_chunk)
     h_chunks = hidden.reshape(batch, num_chunks, chunk, -1).swapaxes(0, 1)
     t_chunks = targets.reshape(batch, num_chunks, chunk).swapaxes(0, 1)
     stats = jax.lax.map(one_chunk, (h_chunks, t_chunks))  # each [N, B, C]

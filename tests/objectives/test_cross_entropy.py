@@ -40,7 +40,8 @@ def test_token_statistics_match_full_logits(setup, chunk_size):
     params, batch, logits = setup
     hidden, _ = models.hidden_states(CONFIG, params, batch["tokens"], batch["positions"],
                                      batch["segment_ids"])
-    stats = token_statistics(CONFIG, params, hidden, batch["targets"], chunk_size=chunk_size)
+    stats = token_statistics(CONFIG, params, hidden, batch["targets"], chunk_size=chunk_size,
+                             entropy=True)
     logp = _log_softmax(logits)
     expected = np.take_along_axis(logp, batch["targets"][..., None], -1)[..., 0]
     np.testing.assert_allclose(stats.logprobs, expected, atol=1e-5)
@@ -55,7 +56,8 @@ def test_token_statistics_match_full_logits(setup, chunk_size):
 def test_next_token_loss_matches_numpy(setup, z_loss_coef):
     params, batch, logits = setup
     objective = get_objective("next_token").fn
-    config = ml_collections.ConfigDict(dict(z_loss_coef=z_loss_coef, logits_chunk_size=8))
+    config = ml_collections.ConfigDict(dict(z_loss_coef=z_loss_coef, logits_chunk_size=8,
+                                            report_entropy=True))
     loss_sum, denominator, metrics = objective(params, batch, jax.random.key(0),
                                                model=ModelContext(CONFIG), config=config)
     logp = _log_softmax(logits)
@@ -67,13 +69,16 @@ def test_next_token_loss_matches_numpy(setup, z_loss_coef):
     np.testing.assert_allclose(float(loss_sum), expected, rtol=1e-5)
     np.testing.assert_allclose(float(metrics["nll"].compute()),
                                -(target_logp * mask).sum() / mask.sum(), rtol=1e-5)
+    entropy = -(np.exp(logp) * logp).sum(-1)
+    np.testing.assert_allclose(float(metrics["entropy"].compute()),
+                               (entropy * mask).sum() / mask.sum(), rtol=1e-5)
 
 
 def test_masked_positions_do_not_matter_and_get_no_gradient(setup):
     """Targets under loss_mask == 0 (prompt tokens, padding) change neither loss nor grads."""
     params, batch, _ = setup
     objective = get_objective("sft").fn
-    config = ml_collections.ConfigDict(dict(logits_chunk_size=256))
+    config = ml_collections.ConfigDict(dict(logits_chunk_size=256, report_entropy=False))
     other = dict(batch)
     other["targets"] = np.where(batch["loss_mask"] > 0, batch["targets"],
                                 (batch["targets"] + 5) % CONFIG.vocab_size).astype(np.int32)
@@ -94,7 +99,8 @@ def test_chunked_gradient_equals_full_gradient(setup):
     params, batch, _ = setup
 
     def loss(p, chunk):
-        config = ml_collections.ConfigDict(dict(z_loss_coef=1e-3, logits_chunk_size=chunk))
+        config = ml_collections.ConfigDict(dict(z_loss_coef=1e-3, logits_chunk_size=chunk,
+                                                report_entropy=False))
         return get_objective("next_token").fn(p, batch, jax.random.key(0),
                                               model=ModelContext(CONFIG), config=config)[0]
 

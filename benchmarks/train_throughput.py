@@ -1,0 +1,175 @@
+"""Training throughput: reasonrl vs Hugging Face transformers + torch, same config, same run.
+
+    python benchmarks/train_throughput.py [--preset=small-20m --batch_size=8 --seq_len=256]
+
+Both sides train the same decoder (AdamW, fp32 master weights) on the same random batch for
+`--steps` timed steps after `--warmup` untimed ones. Prints tokens/s of each, their ratio, and
+reasonrl's achieved FLOP/s against a matmul peak measured in this run. Record results, with the
+machine, in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+
+from absl import app, flags
+
+_PRESET = flags.DEFINE_string("preset", "small-20m", "reasonrl model preset")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "rows per step")
+_SEQ = flags.DEFINE_integer("seq_len", 256, "tokens per row")
+_STEPS = flags.DEFINE_integer("steps", 10, "timed steps")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "untimed steps (compilation, allocator warm-up)")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "compute dtype")
+_SKIP_HF = flags.DEFINE_bool("skip_hf", False, "measure reasonrl only")
+_JSON = flags.DEFINE_string("json_out", "", "also write the results to this file")
+
+
+def train_flops_per_token(config) -> float:
+    """6 N (matmul params, forward + backward) + 12 L H Dh T (attention scores and values)."""
+    from reasonrl import models
+
+    n = models.num_params(config) - config.vocab_size * config.hidden_size  # embedding lookup
+    if config.tie_word_embeddings:
+        n += config.vocab_size * config.hidden_size  # ... but the tied LM head is a matmul
+    attention = 12 * config.num_layers * config.num_heads * config.head_dim * _SEQ.value
+    return 6 * n + attention
+
+
+def matmul_peak_flops(dtype: str, size: int = 2048, repeats: int = 20) -> float:
+    """Best-case FLOP/s of a square matmul on the default JAX device."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (size, size), dtype)
+    b = jax.random.normal(jax.random.key(1), (size, size), dtype)
+    matmul = jax.jit(lambda x, y: x @ y)
+    matmul(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best
+
+
+def bench_reasonrl(config, tokens, targets) -> float:
+    """Seconds per step (median of timed steps)."""
+    import jax
+    import ml_collections
+    import numpy as np
+    import optax
+
+    from reasonrl import models, parallel
+    from reasonrl.models.layers import ActivationSharding
+    from reasonrl.objectives import ModelContext, get_objective
+    from reasonrl.train import (StepConfig, TrainState, jit_train_step, make_train_step,
+                                state_shardings)
+
+    mesh = parallel.make_mesh((1, -1, 1))
+    tx = optax.adamw(1e-4, weight_decay=0.0)
+    params = models.init_params(config, jax.random.key(0), mesh=mesh)
+    state = TrainState.create(params, tx, jax.random.key(1))
+    shardings = state_shardings(jax.eval_shape(lambda: state),
+                                models.param_shardings(config, mesh), mesh)
+    state = jax.device_put(state, shardings)
+    batch = dict(tokens=tokens, targets=targets, loss_mask=np.ones_like(tokens, np.float32),
+                 positions=np.broadcast_to(np.arange(tokens.shape[1]), tokens.shape).astype(np.int32),
+                 segment_ids=np.ones_like(tokens))
+    objective = get_objective("next_token")
+    step = jit_train_step(
+        make_train_step(objective.fn, ml_collections.FrozenConfigDict(objective.defaults),
+                        ModelContext(config, ActivationSharding(mesh)), tx,
+                        optax.constant_schedule(1e-4), StepConfig()),
+        shardings, mesh, tuple(sorted(batch)))
+    batch = jax.device_put(batch, parallel.batch_sharding(mesh))
+    for _ in range(_WARMUP.value):
+        state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(_STEPS.value):
+        start = time.perf_counter()
+        state, metrics = step(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def bench_transformers(config, tokens, targets) -> float:
+    import numpy as np
+    import torch
+    import transformers
+
+    from reasonrl import models
+
+    hf_config = transformers.AutoConfig.for_model(**{
+        k: v for k, v in config.to_hf_dict().items() if k not in ("architectures",)})
+    torch_dtype = torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
+    model = transformers.AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)
+    model.train()
+    assert sum(p.numel() for p in model.parameters()) == models.num_params(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
+    inputs = torch.as_tensor(tokens, dtype=torch.long)
+    labels = torch.as_tensor(targets, dtype=torch.long)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch_dtype, enabled=torch_dtype != torch.float32):
+            logits = model(inputs).logits
+            loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1),
+                                                     labels.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(_WARMUP.value):
+        step()
+    times = []
+    for _ in range(_STEPS.value):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main(argv):
+    del argv
+    import jax
+    import numpy as np
+
+    from reasonrl import models
+
+    config = models.get_preset(_PRESET.value, dtype=_DTYPE.value)
+    rng = np.random.RandomState(0)
+    shape = (_BATCH.value, _SEQ.value)
+    tokens = rng.randint(0, config.vocab_size, shape).astype(np.int32)
+    targets = rng.randint(0, config.vocab_size, shape).astype(np.int32)
+    tokens_per_step = _BATCH.value * _SEQ.value
+
+    peak = matmul_peak_flops(_DTYPE.value)
+    ours = bench_reasonrl(config, tokens, targets)
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+                   f"{jax.devices()[0].device_kind}",
+        "preset": _PRESET.value, "params": models.num_params(config), "dtype": _DTYPE.value,
+        "batch": list(shape),
+        "reasonrl_tokens_per_s": tokens_per_step / ours,
+        "matmul_peak_flops": peak,
+        "reasonrl_flops": train_flops_per_token(config) * tokens_per_step / ours,
+    }
+    results["fraction_of_matmul_peak"] = results["reasonrl_flops"] / peak
+    if not _SKIP_HF.value:
+        theirs = bench_transformers(config, tokens, targets)
+        results["hf_tokens_per_s"] = tokens_per_step / theirs
+        results["ratio_reasonrl_over_hf"] = theirs / ours
+    for key, value in results.items():
+        print(f"{key:>26}: {value:,.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
