@@ -3,7 +3,8 @@
     python benchmarks/train_throughput.py [--preset=small-20m --batch_size=8 --seq_len=256]
 
 Both sides train the same decoder (AdamW, fp32 master weights) on the same random batch for
-`--steps` timed steps after `--warmup` untimed ones. Prints tokens/s of each, their ratio, and
+`--steps` timed steps after `--warmup` untimed ones, in alternating blocks (two rounds) so that
+drift in machine load reaches both. Prints tokens/s of each, their ratio, and
 reasonrl's achieved FLOP/s against a matmul peak measured in this run. Record results, with the
 machine, in benchmarks/RESULTS.md.
 """
@@ -55,8 +56,8 @@ def matmul_peak_flops(dtype: str, size: int = 2048, repeats: int = 20) -> float:
     return 2 * size ** 3 / best
 
 
-def bench_reasonrl(config, tokens, targets) -> float:
-    """Seconds per step (median of timed steps)."""
+def reasonrl_step(config, tokens, targets):
+    """A zero-argument callable running one reasonrl train step to completion."""
     import jax
     import ml_collections
     import numpy as np
@@ -85,19 +86,17 @@ def bench_reasonrl(config, tokens, targets) -> float:
                         optax.constant_schedule(1e-4), StepConfig()),
         shardings, mesh, tuple(sorted(batch)))
     batch = jax.device_put(batch, parallel.batch_sharding(mesh))
-    for _ in range(_WARMUP.value):
-        state, metrics = step(state, batch)
-    jax.block_until_ready(metrics)
-    times = []
-    for _ in range(_STEPS.value):
-        start = time.perf_counter()
-        state, metrics = step(state, batch)
+    holder = {"state": state}
+
+    def run():
+        holder["state"], metrics = step(holder["state"], batch)
         jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+
+    return run
 
 
-def bench_transformers(config, tokens, targets) -> float:
+def transformers_step(config, tokens, targets):
+    """A zero-argument callable running one transformers + torch train step."""
     import numpy as np
     import torch
     import transformers
@@ -124,14 +123,28 @@ def bench_transformers(config, tokens, targets) -> float:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for _ in range(_WARMUP.value):
-        step()
-    times = []
-    for _ in range(_STEPS.value):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return step
+
+
+def median_step_seconds(steps: dict, rounds: int = 2) -> dict:
+    """Times each callable in blocks, alternating blocks over `rounds` (A-block B-block A-block
+    B-block) so that slow drift in machine load hits both; returns median seconds per step.
+
+    Blocks rather than single alternating steps: both runtimes keep worker threads spinning
+    for a while after each op, which would tax whichever side runs next.
+    """
+    import numpy as np
+
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, run in steps.items():
+            for _ in range(_WARMUP.value):
+                run()
+            for _ in range(_STEPS.value):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def main(argv):
@@ -149,7 +162,11 @@ def main(argv):
     tokens_per_step = _BATCH.value * _SEQ.value
 
     peak = matmul_peak_flops(_DTYPE.value)
-    ours = bench_reasonrl(config, tokens, targets)
+    steps = {"reasonrl": reasonrl_step(config, tokens, targets)}
+    if not _SKIP_HF.value:
+        steps["hf"] = transformers_step(config, tokens, targets)
+    seconds = median_step_seconds(steps)
+    ours = seconds["reasonrl"]
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                    f"{jax.devices()[0].device_kind}",
@@ -161,7 +178,7 @@ def main(argv):
     }
     results["fraction_of_matmul_peak"] = results["reasonrl_flops"] / peak
     if not _SKIP_HF.value:
-        theirs = bench_transformers(config, tokens, targets)
+        theirs = seconds["hf"]
         results["hf_tokens_per_s"] = tokens_per_step / theirs
         results["ratio_reasonrl_over_hf"] = theirs / ours
     for key, value in results.items():
