@@ -28,6 +28,17 @@ _SKIP_HF = flags.DEFINE_bool("skip_hf", False, "measure reasonrl only")
 _JSON = flags.DEFINE_string("json_out", "", "also write the results to this file")
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def train_flops_per_token(config) -> float:
     """6 N (matmul params, forward + backward) + 12 L H Dh T (attention scores and values)."""
     from reasonrl import models
@@ -168,7 +179,7 @@ def main(argv):
     seconds = median_step_seconds(steps)
     ours = seconds["reasonrl"]
     results = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, JAX device "
                    f"{jax.devices()[0].device_kind}",
         "preset": _PRESET.value, "params": models.num_params(config), "dtype": _DTYPE.value,
         "batch": list(shape),
