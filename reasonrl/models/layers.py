@@ -107,30 +107,28 @@ def apply_rope(x: Array, positions: Array, inv_freq: np.ndarray) -> Array:
 class AttentionContext(NamedTuple):
     """What attention needs besides activations; identical for every layer.
 
-    q_positions / q_segment_ids: [B, T] for the tokens being processed.
-    kv_positions / kv_segment_ids: [B, S] for every key slot (equal to the q_* arrays without a
-      cache). Segment id 0 marks padding or an unwritten cache slot: never attended to.
-    cache_index: scalar int32 slot at which this block's keys/values are written (cache only).
+    positions / segment_ids: [B, T] for the tokens being processed.
+    cache_positions / cache_segment_ids: [B, S] of the cache slots as they were *before* this
+      block (None without a cache). Segment id 0 marks padding or an empty slot: never attended.
     """
 
-    q_positions: Array
-    q_segment_ids: Array
-    kv_positions: Array
-    kv_segment_ids: Array
-    cache_index: Array | None = None
+    positions: Array
+    segment_ids: Array
+    cache_positions: Array | None = None
+    cache_segment_ids: Array | None = None
 
 
 class LayerCache(NamedTuple):
-    """One layer's key/value cache: keys, values [B, S, K, Dh]."""
+    """One layer's key/value cache, heads first: keys, values [B, K, S, Dh]."""
 
     keys: Array
     values: Array
 
 
-def attention_mask(ctx: AttentionContext) -> Array:
+def attention_mask(q_positions, q_segment_ids, k_positions, k_segment_ids) -> Array:
     """Boolean [B, 1, 1, T, S]: causal by position, within one segment, never to padding."""
-    q_pos, k_pos = ctx.q_positions[:, :, None], ctx.kv_positions[:, None, :]
-    q_seg, k_seg = ctx.q_segment_ids[:, :, None], ctx.kv_segment_ids[:, None, :]
+    q_pos, k_pos = q_positions[:, :, None], k_positions[:, None, :]
+    q_seg, k_seg = q_segment_ids[:, :, None], k_segment_ids[:, None, :]
     mask = (k_pos <= q_pos) & (q_seg == k_seg) & (k_seg != 0)
     return mask[:, None, None, :, :]
 
@@ -154,8 +152,11 @@ class Attention(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, ctx: AttentionContext,
-                 cache: LayerCache | None = None) -> tuple[Array, LayerCache | None]:
-        """x [B, T, D] -> ([B, T, D], the cache with this block written in, or None)."""
+                 cache: LayerCache | None = None) -> tuple[Array, LayerCache]:
+        """x [B, T, D] -> ([B, T, D], this block's keys and values [B, K, T, Dh]).
+
+        With `cache` (read only) the block also attends to every filled cache slot.
+        """
         cfg = self.config
         dtype = cfg.compute_dtype
         q = self._project("q", x, cfg.num_heads, "q_heads", cfg.qkv_bias)
@@ -167,30 +168,40 @@ class Attention(nn.Module):
             q = RMSNorm(**norm, name="q_norm")(q)
             k = RMSNorm(**norm, name="k_norm")(k)
         inv_freq = rope_inverse_frequencies(cfg)
-        q = apply_rope(q, ctx.q_positions, inv_freq)
-        k = apply_rope(k, ctx.q_positions, inv_freq)
+        q = apply_rope(q, ctx.positions, inv_freq)
+        k = apply_rope(k, ctx.positions, inv_freq)
         q = constrain(self.sharding, q, ("batch", "length", "q_heads", "head_dim"))
-
-        if cache is not None:
-            keys = jax.lax.dynamic_update_slice_in_dim(
-                cache.keys, k.astype(cache.keys.dtype), ctx.cache_index, axis=1)
-            values = jax.lax.dynamic_update_slice_in_dim(
-                cache.values, v.astype(cache.values.dtype), ctx.cache_index, axis=1)
-            cache = LayerCache(keys, values)
-            k, v = keys.astype(dtype), values.astype(dtype)
 
         batch, length = q.shape[:2]
         groups = cfg.num_heads // cfg.num_kv_heads
-        # Heads-first layouts ([B, K, G, T, Dh] x [B, K, S, Dh]) keep both einsums plain batched
+        # Heads-first layouts ([B, K, G, T, Dh] x [B, K, S, Dh]) keep the einsums plain batched
         # matmuls; XLA:CPU runs them ~2.5x faster than the equivalent [B, T, ...] forms.
         q = q.reshape(batch, length, cfg.num_kv_heads, groups, cfg.head_dim).transpose(0, 2, 3, 1, 4)
-        k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
-        scores = jnp.einsum("bkgth,bksh->bkgts", q, k, preferred_element_type=jnp.float32)
-        scores = scores * (1.0 / math.sqrt(cfg.head_dim))
-        scores = jnp.where(attention_mask(ctx), scores, _MASK_VALUE)
-        probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
-        out = jnp.einsum("bkgts,bksh->bkgth", probs, v)
+        k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, T, Dh]
+        scale = 1.0 / math.sqrt(cfg.head_dim)
+
+        def scores(keys, mask):
+            s = jnp.einsum("bkgth,bksh->bkgts", q, keys, preferred_element_type=jnp.float32)
+            return jnp.where(mask, s * scale, _MASK_VALUE)
+
+        # The block attends to itself and, with a cache, to the cache as it was before this
+        # block: one softmax over both, so the cache is only read here (the caller writes the
+        # new keys/values once for all layers).
+        block_scores = scores(k, attention_mask(ctx.positions, ctx.segment_ids, ctx.positions,
+                                                ctx.segment_ids))
+        if cache is None:
+            probs = jax.nn.softmax(block_scores, axis=-1).astype(dtype)
+            out = jnp.einsum("bkgts,bksh->bkgth", probs, v)
+        else:
+            cached_scores = scores(cache.keys.astype(dtype), attention_mask(
+                ctx.positions, ctx.segment_ids, ctx.cache_positions, ctx.cache_segment_ids))
+            slots = cached_scores.shape[-1]
+            probs = jax.nn.softmax(jnp.concatenate([cached_scores, block_scores], axis=-1),
+                                   axis=-1).astype(dtype)
+            out = (jnp.einsum("bkgts,bksh->bkgth", probs[..., :slots], cache.values.astype(dtype))
+                   + jnp.einsum("bkgts,bksh->bkgth", probs[..., slots:], v))
         out = out.transpose(0, 3, 1, 2, 4).reshape(batch, length, cfg.num_heads, cfg.head_dim)
+        new_kv = LayerCache(k, v)
 
         o_kernel = logical_param(self, "o_kernel", _init(), (cfg.num_heads, cfg.head_dim, cfg.hidden_size),
                                  ("q_heads", "head_dim", "embed"), cfg.params_dtype)
@@ -198,7 +209,7 @@ class Attention(nn.Module):
         if cfg.o_bias:
             y = y + logical_param(self, "o_bias", nn.initializers.zeros, (cfg.hidden_size,),
                                   ("embed",), cfg.params_dtype).astype(dtype)
-        return y, cache
+        return y, new_kv
 
 
 class MLP(nn.Module):

@@ -7,6 +7,7 @@ per-layer parameter has a leading "layers" axis [L, ...] and compile time does n
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -23,7 +24,8 @@ Array = jax.Array
 class KVCache(NamedTuple):
     """Generation state for all layers.
 
-    keys, values: [L, B, S, K, Dh] in the compute dtype.
+    keys, values: [L, B, K, S, Dh] in the compute dtype (heads first: attention reads the cache
+      as a plain batched matmul operand, without transposing it).
     positions: [B, S] int32 position of the token in each slot.
     segment_ids: [B, S] int32; 0 marks an empty (or padding) slot that is never attended to.
     """
@@ -35,7 +37,7 @@ class KVCache(NamedTuple):
 
     @classmethod
     def empty(cls, config: ModelConfig, batch_size: int, max_length: int) -> "KVCache":
-        shape = (config.num_layers, batch_size, max_length, config.num_kv_heads, config.head_dim)
+        shape = (config.num_layers, batch_size, config.num_kv_heads, max_length, config.head_dim)
         zeros = jnp.zeros(shape, config.compute_dtype)
         slots = jnp.zeros((batch_size, max_length), jnp.int32)
         return cls(zeros, zeros, slots, slots)
@@ -50,14 +52,15 @@ class DecoderBlock(nn.Module):
     @nn.compact
     def __call__(self, x: Array, ctx: AttentionContext,
                  cache: LayerCache | None) -> tuple[Array, LayerCache | None]:
+        """x [B, T, D] -> (x, this block's new keys/values if a cache is in use, else None)."""
         cfg = self.config
         norm = dict(eps=cfg.rms_norm_eps, dtype=cfg.compute_dtype, param_dtype=cfg.params_dtype)
-        attn_out, cache = Attention(cfg, self.sharding, name="attn")(
+        attn_out, new_kv = Attention(cfg, self.sharding, name="attn")(
             RMSNorm(**norm, name="input_norm")(x), ctx, cache)
         x = constrain(self.sharding, x + attn_out, ("batch", "length", "activation_embed"))
         mlp_out = MLP(cfg, self.sharding, name="mlp")(RMSNorm(**norm, name="post_attention_norm")(x))
         x = constrain(self.sharding, x + mlp_out, ("batch", "length", "activation_embed"))
-        return x, cache
+        return x, (None if cache is None else new_kv)
 
 
 class CausalLM(nn.Module):
@@ -103,8 +106,8 @@ class CausalLM(nn.Module):
           tokens: int32 [B, T].
           positions: int32 [B, T] RoPE positions.
           segment_ids: int32 [B, T]; tokens attend only within their segment; 0 = padding.
-          cache: optional KVCache; this block is written at slot `cache_index` and attends to
-            every filled slot of the cache.
+          cache: optional KVCache; the block attends to every filled slot of the cache and is
+            written into slots [cache_index, cache_index + T), which must be empty (segment 0).
           cache_index: scalar int32 slot index (required with a cache).
 
         Returns:
@@ -114,21 +117,16 @@ class CausalLM(nn.Module):
         x = jnp.take(self.embedding, tokens, axis=0).astype(cfg.compute_dtype)
         x = constrain(self.sharding, x, ("batch", "length", "activation_embed"))
         if cache is None:
-            ctx = AttentionContext(positions, segment_ids, positions, segment_ids)
-            layer_caches = None
-        else:
-            kv_positions = jax.lax.dynamic_update_slice_in_dim(
-                cache.positions, positions, cache_index, axis=1)
-            kv_segments = jax.lax.dynamic_update_slice_in_dim(
-                cache.segment_ids, segment_ids, cache_index, axis=1)
-            ctx = AttentionContext(positions, segment_ids, kv_positions, kv_segments, cache_index)
-            layer_caches = LayerCache(cache.keys, cache.values)
-        x, layer_caches = self.layers(x, ctx, layer_caches)
-        hidden = self.final_norm(x)
-        if cache is not None:
-            cache = KVCache(layer_caches.keys, layer_caches.values, ctx.kv_positions,
-                            ctx.kv_segment_ids)
-        return hidden, cache
+            x, _ = self.layers(x, AttentionContext(positions, segment_ids), None)
+            return self.final_norm(x), None
+        ctx = AttentionContext(positions, segment_ids, cache.positions, cache.segment_ids)
+        x, new_kv = self.layers(x, ctx, LayerCache(cache.keys, cache.values))  # each [L, B, K, T, Dh]
+        write = functools.partial(jax.lax.dynamic_update_slice_in_dim, start_index=cache_index)
+        cache = KVCache(write(cache.keys, new_kv.keys.astype(cache.keys.dtype), axis=3),
+                        write(cache.values, new_kv.values.astype(cache.values.dtype), axis=3),
+                        write(cache.positions, positions, axis=1),
+                        write(cache.segment_ids, segment_ids, axis=1))
+        return self.final_norm(x), cache
 
     def logits(self, hidden: Array) -> Array:
         """hidden [..., D] -> float32 logits [..., V]."""

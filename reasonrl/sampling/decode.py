@@ -29,7 +29,7 @@ from reasonrl.sampling.filters import row_keys, sample_tokens
 
 Array = jax.Array
 
-_CACHE_AXES = ("layers", "batch", "length", "kv_heads", "head_dim")
+_CACHE_AXES = ("layers", "batch", "kv_heads", "length", "head_dim")
 
 
 class SamplerSettings(NamedTuple):
@@ -103,13 +103,14 @@ def build_sampler(config: ModelConfig, mesh: Mesh | None, rules: Rules, prompt_r
         last = jnp.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)  # [R, 1, D]
         logits = _next_logits(config, params, sharding, last)
 
-        def widen(x, batch_axis):
+        def widen(x, batch_axis, slot_axis):
+            """Room for the new tokens, and one copy of each prompt row per sample."""
             pad = [(0, 0)] * x.ndim
-            pad[batch_axis + 1] = (0, max_new_tokens)
+            pad[slot_axis] = (0, max_new_tokens)
             return jnp.repeat(jnp.pad(x, pad), num_samples, axis=batch_axis)
 
-        cache = KVCache(widen(cache.keys, 1), widen(cache.values, 1),
-                        widen(cache.positions, 0), widen(cache.segment_ids, 0))
+        cache = KVCache(widen(cache.keys, 1, 3), widen(cache.values, 1, 3),
+                        widen(cache.positions, 0, 1), widen(cache.segment_ids, 0, 1))
         return _constrain_cache(sharding, cache), jnp.repeat(logits, num_samples, axis=0)
 
     def decode(params, cache, logits, prompt_lengths, row_ids, live_rows, rng, settings):

@@ -1,5 +1,7 @@
 """Logits equal HF transformers' on random tiny checkpoints that transformers itself saved."""
 
+import copy
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -99,8 +101,8 @@ def test_bf16_compute_close_to_fp32_and_to_transformers_bf16(kind, hf_checkpoint
     ref = hf_logits(hf_model, tokens)
     bf16_config = config.replace(dtype="bfloat16")
     ours = np.asarray(models.forward(bf16_config, params, tokens))
-    hf_bf16 = hf_logits(hf_model.to(torch.bfloat16), tokens)
-    hf_model.to(torch.float32)
+    # A copy: casting the session-wide model in place would round its weights for later tests.
+    hf_bf16 = hf_logits(copy.deepcopy(hf_model).to(torch.bfloat16), tokens)
     our_err, hf_err = np.abs(ours - ref).max(), np.abs(hf_bf16 - ref).max()
     assert our_err <= BF16_TOL_FRACTION * np.ptp(ref), (our_err, np.ptp(ref))
     assert our_err <= 2 * hf_err + 1e-3, (our_err, hf_err)
