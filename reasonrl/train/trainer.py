@@ -16,6 +16,8 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
+
 import jax
 import numpy as np
 from absl import logging
@@ -25,9 +27,9 @@ from reasonrl import data as data_lib
 from reasonrl import models
 from reasonrl.models.layers import ActivationSharding
 from reasonrl.objectives import ModelContext
+from reasonrl.objectives import metrics as metrics_lib
 from reasonrl.objectives.registry import get_objective
 from reasonrl.parallel import batch_sharding, make_mesh
-from reasonrl.objectives import metrics as metrics_lib
 from reasonrl.train.checkpointing import Checkpointer
 from reasonrl.train.config import objective_config
 from reasonrl.train.optimizer import make_optimizer
@@ -73,6 +75,44 @@ def _model_and_params(stage, mesh, tokenizer, stage_exports: dict[str, Path]):
                          f"{config.vocab_size}")
     rng = jax.random.key(stage.train.seed)
     return config, models.init_params(config, jax.random.fold_in(rng, 1), mesh=mesh)
+
+
+@dataclasses.dataclass
+class _TrainingSetup:
+    """Everything a stage's loop needs, built (and validated) before the first compilation."""
+
+    model_config: models.ModelConfig
+    objective: Any
+    objective_config: Any
+    model_ctx: ModelContext
+    step_fn: Any
+    shardings: TrainState
+    abstract_state: TrainState  # ShapeDtypeStructs carrying their shardings (for restore)
+    state: TrainState
+
+
+def _build_training(stage, mesh, tokenizer, stage_exports: dict[str, Path]) -> _TrainingSetup:
+    """Model, objective, optimizer and a fresh train state placed in its shardings."""
+    model_config, params = _model_and_params(stage, mesh, tokenizer, stage_exports)
+    registered = get_objective(stage.objective.name)
+    obj_config = objective_config(stage)
+    opt_cfg = stage.optimizer.copy_and_resolve_references()
+    if opt_cfg.total_steps <= 0:
+        opt_cfg.total_steps = stage.train.steps
+    tx, schedule = make_optimizer(opt_cfg)
+    model_ctx = ModelContext(model_config, ActivationSharding(mesh))
+    step_fn = make_train_step(registered.fn, obj_config, model_ctx, tx, schedule,
+                              StepConfig(stage.train.grad_accum, stage.train.on_nonfinite))
+
+    rng = jax.random.key(stage.train.seed)
+    create = lambda p: TrainState.create(p, tx, rng)  # noqa: E731
+    abstract = jax.eval_shape(create, params)
+    shardings = state_shardings(abstract, models.param_shardings(model_config, mesh), mesh)
+    state = jax.jit(create, out_shardings=shardings, donate_argnums=(0,))(params)
+    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                            abstract, shardings)
+    return _TrainingSetup(model_config, registered, obj_config, model_ctx, step_fn, shardings,
+                          abstract, state)
 
 
 def _global_batch(local: dict, sharding) -> dict:
@@ -126,14 +166,16 @@ class _MetricsLog:
             self.jsonl.close()
 
 
-def _make_eval_step(objective, obj_config, model_ctx, state_sh, mesh, batch_keys):
+def _make_eval_step(setup: _TrainingSetup, mesh, batch_keys):
+    """jit of the objective without gradients: (params, batch) -> loss sum, denominator, metrics."""
     def eval_step(params, batch):
-        loss_sum, denominator, metrics = objective(params, batch, jax.random.key(0),
-                                                   model=model_ctx, config=obj_config)
+        loss_sum, denominator, metrics = setup.objective.fn(
+            params, batch, jax.random.key(0), model=setup.model_ctx,
+            config=setup.objective_config)
         return {"loss_sum": loss_sum, "denominator": denominator, "metrics": metrics}
 
     rows = batch_sharding(mesh)
-    return jax.jit(eval_step, in_shardings=(state_sh.params, {k: rows for k in batch_keys}))
+    return jax.jit(eval_step, in_shardings=(setup.shardings.params, {k: rows for k in batch_keys}))
 
 
 def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[Path, ...] = (),
@@ -158,29 +200,12 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
                                        seq_len=train.seq_len, seed=train.seed)
     eval_spec = stage.eval_data.to_dict() if stage.eval_data else None
 
-    model_config, params = _model_and_params(stage, mesh, tokenizer, stage_exports or {})
-    registered = get_objective(stage.objective.name)
-    obj_config = objective_config(stage)
-    opt_cfg = stage.optimizer.copy_and_resolve_references()
-    if opt_cfg.total_steps <= 0:
-        opt_cfg.total_steps = train.steps
-    tx, schedule = make_optimizer(opt_cfg)
-    model_ctx = ModelContext(model_config, ActivationSharding(mesh))
-    step_fn = make_train_step(registered.fn, obj_config, model_ctx, tx, schedule,
-                              StepConfig(train.grad_accum, train.on_nonfinite))
-
-    rng = jax.random.key(train.seed)
-    abstract = jax.eval_shape(lambda p: TrainState.create(p, tx, rng), params)
-    shardings = state_shardings(abstract, models.param_shardings(model_config, mesh), mesh)
-    state = jax.jit(lambda p: TrainState.create(p, tx, rng), out_shardings=shardings,
-                    donate_argnums=(0,))(params)
-    del params
+    setup = _build_training(stage, mesh, tokenizer, stage_exports or {})
+    state = setup.state
 
     checkpointer = Checkpointer(workdir / "checkpoints", save_every=train.checkpoint_every,
                                 keep=train.keep_checkpoints, async_save=train.async_checkpointing)
-    abstract_with_sharding = jax.tree.map(
-        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-    restored = checkpointer.restore_latest(abstract_with_sharding)
+    restored = checkpointer.restore_latest(setup.abstract_state)
     resumed_from = None
     if restored is not None:
         resumed_from, state, data_state = restored
@@ -192,9 +217,9 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
     writer = metric_writers.create_default_writer(
         str(workdir / "tensorboard"), just_logging=not is_main, asynchronous=True)
     if resumed_from is None and is_main:
-        print(f"[{workdir.name}] {model_config.architecture} model, parameters:\n"
+        print(f"[{workdir.name}] {setup.model_config.architecture} model, parameters:\n"
               f"{parameter_overview.get_parameter_overview(state.params)}", flush=True)
-        writer.write_hparams({"num_params": models.num_params(model_config),
+        writer.write_hparams({"num_params": models.num_params(setup.model_config),
                               "objective": stage.objective.name})
     log = _MetricsLog(workdir, writer, train.batch_size * train.seq_len)
     report = periodic_actions.ReportProgress(num_train_steps=train.steps, writer=writer,
@@ -212,7 +237,7 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
             batch = _global_batch(next(data_iter), rows)
             if jitted is None:
                 batch_keys = tuple(sorted(batch))
-                jitted = jit_train_step(step_fn, shardings, mesh, batch_keys)
+                jitted = jit_train_step(setup.step_fn, setup.shardings, mesh, batch_keys)
             state, metrics = jitted(state, batch)
             log.add(step, metrics)
             step += 1
@@ -225,8 +250,7 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
                 if progress is not None and log.last_loss is not None:
                     progress.set_postfix(loss=f"{log.last_loss:.4f}")
             if eval_spec and train.eval_every and step % train.eval_every == 0:
-                eval_fn = eval_fn or _make_eval_step(registered.fn, obj_config, model_ctx,
-                                                     shardings, mesh, batch_keys)
+                eval_fn = eval_fn or _make_eval_step(setup, mesh, batch_keys)
                 _evaluate(eval_fn, state.params, eval_spec, tokenizer, train, rows, writer, step)
             if step % train.checkpoint_every == 0 or step == train.steps:
                 _check_finite(state, train.on_nonfinite)
@@ -242,7 +266,7 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
     export_dir = None
     if train.export_hf and step == train.steps:
         export_dir = workdir / EXPORT_DIR
-        models.save_hf_checkpoint(model_config, state.params, export_dir)
+        models.save_hf_checkpoint(setup.model_config, state.params, export_dir)
         if jax.process_index() == 0:
             for file in tokenizer_files:
                 shutil.copy2(file, export_dir / Path(file).name)
