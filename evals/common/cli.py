@@ -1,0 +1,83 @@
+"""The absl flags both eval binaries share, and their ``main``.
+
+Sampling flags (``--temperature``, ``--top_p``, ``--top_k``, ``--max_new_tokens``,
+``--num_samples``, ``--prompt_template``) default to unset: an explicit value wins, else the
+``--protocol`` preset's value, else ``protocols.DEFAULT_SETTINGS``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from absl import app, flags, logging
+
+from evals.common import checkpoints, prompts, protocols, runner, store
+from reasonrl import data as data_lib
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the shared flags (each binary adds --benchmark itself)."""
+    flags.DEFINE_string("checkpoint", None, "Hugging Face checkpoint directory, or a reasonrl "
+                        "workdir (its last finished stage's export/ is used).", required=True)
+    flags.DEFINE_string("tokenizer", None, "Tokenizer file or directory; default: the "
+                        "checkpoint directory (tokenizer.json / tokenizer.model / *.model).")
+    flags.DEFINE_string("output_dir", None, "Where samples.jsonl, summary.json, run_config.json, "
+                        "tensorboard/ and accuracy.png go; rerun to resume.", required=True)
+    flags.DEFINE_enum("protocol", None, sorted(protocols.PROTOCOLS),
+                      "Published settings preset; explicit sampling flags override it.")
+    flags.DEFINE_enum("prompt_template", None, sorted(prompts.PROMPT_TEMPLATES),
+                      "How a problem becomes the prompt (see evals/common/prompts.py).")
+    flags.DEFINE_enum("chat_template", "chatml", sorted(data_lib.CHAT_TEMPLATES),
+                      "reasonrl.data chat template the prompt messages are rendered with.")
+    flags.DEFINE_integer("num_samples", None, "Samples per problem (n).")
+    flags.DEFINE_float("temperature", None, "Sampling temperature; 0 = greedy.")
+    flags.DEFINE_float("top_p", None, "Nucleus sampling threshold; 1 = off.")
+    flags.DEFINE_integer("top_k", None, "Top-k filtering; 0 = off.")
+    flags.DEFINE_integer("max_new_tokens", None, "Generated tokens per sample at most.")
+    flags.DEFINE_integer("limit", 0, "Evaluate only the first N problems (0 = all).")
+    flags.DEFINE_integer("batch_size", 8, "Prompts per generate call (each with num_samples).")
+    flags.DEFINE_integer("seed", 0, "PRNG seed of the sampler.")
+    flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Parameter dtype on load.")
+    flags.DEFINE_integer("mesh_data", 1, "Mesh 'data' axis size (-1 = fill the devices).")
+    flags.DEFINE_integer("mesh_fsdp", -1, "Mesh 'fsdp' axis size (-1 = fill the devices).")
+    flags.DEFINE_integer("mesh_tensor", 1, "Mesh 'tensor' axis size (-1 = fill the devices).")
+    flags.DEFINE_integer("grader_workers", None, "Grader processes (default: the grader's).")
+    flags.DEFINE_float("grader_timeout_s", runner.rewards.DEFAULT_TIMEOUT_S,
+                       "Hard time limit of one answer-equivalence check.")
+
+
+def settings_from_flags(benchmark: str) -> tuple[runner.GenerationSettings,
+                                                 runner.RuntimeSettings]:
+    """Resolves the parsed flags (protocol, checkpoint, tokenizer) into run settings."""
+    sampling = protocols.resolve_settings(
+        FLAGS.protocol, benchmark, {name: FLAGS[name].value for name in protocols.DEFAULT_SETTINGS})
+    checkpoint = checkpoints.resolve_checkpoint(FLAGS.checkpoint).absolute()
+    tokenizer = Path(FLAGS.tokenizer).absolute() if FLAGS.tokenizer else checkpoint
+    generation = runner.GenerationSettings(
+        checkpoint=str(checkpoint), tokenizer=str(tokenizer), benchmark=benchmark,
+        prompt_template=sampling["prompt_template"], chat_template=FLAGS.chat_template,
+        num_samples=int(sampling["num_samples"]), temperature=float(sampling["temperature"]),
+        top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
+        max_new_tokens=int(sampling["max_new_tokens"]), seed=FLAGS.seed, limit=FLAGS.limit,
+        batch_size=FLAGS.batch_size, dtype=FLAGS.dtype)
+    runtime = runner.RuntimeSettings(
+        output_dir=FLAGS.output_dir,
+        mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor),
+        grader_workers=FLAGS.grader_workers, grader_timeout_s=FLAGS.grader_timeout_s)
+    return generation, runtime
+
+
+def main_for(benchmark: str) -> None:
+    """Runs the eval of ``benchmark`` with the parsed flags and prints the summary."""
+    if FLAGS.batch_size < 1:
+        raise app.UsageError(f"--batch_size must be >= 1, got {FLAGS.batch_size}")
+    try:
+        generation, runtime = settings_from_flags(benchmark)
+        logging.info("generation settings: %s", generation)
+        summary = runner.run_eval(generation, runtime)
+    except (checkpoints.CheckpointNotFoundError, store.ConfigMismatchError) as error:
+        raise app.UsageError(str(error)) from error
+    print(json.dumps(summary, indent=2))

@@ -1,0 +1,144 @@
+"""Run results: ``summary.json``, TensorBoard scalars and a PNG plot, all from ``samples.jsonl``.
+
+``summary.json`` fields:
+
+* ``benchmark``, ``num_problems``, ``num_samples`` (per problem), ``total_samples``
+* ``pass@1`` -- per-sample accuracy averaged over samples, then problems
+* ``pass@k`` -- {k: unbiased pass@k averaged over problems} for k = 1, 2, 4, ... up to n
+* ``maj@k`` -- {k: majority-vote accuracy over the first k samples} for the same k
+* ``mean_completion_tokens``, ``truncation_rate`` (finish reason ``length``), ``status_counts``
+* ``by_subject`` / ``by_level`` -- {group: {num_problems, pass@1}} (MATH-500 only)
+
+See :mod:`evals.common.metrics` for the estimator and the vote's tie rule.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after selecting the headless backend)
+from clu import metric_writers  # noqa: E402
+
+from evals.common import metrics  # noqa: E402
+from reasonrl.rewards import Problem, normalize_answer  # noqa: E402
+
+SUMMARY_FILE = "summary.json"
+PLOT_FILE = "accuracy.png"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def _samples_by_problem(records: Sequence[dict], problems: Sequence[Problem],
+                        num_samples: int) -> dict[str, list[dict]]:
+    """problem id -> its records ordered by sample index; checks each has exactly n samples."""
+    grouped: dict[str, list[dict]] = {problem.id: [] for problem in problems}
+    for record in records:
+        if record["id"] in grouped:
+            grouped[record["id"]].append(record)
+    for problem_id, group in grouped.items():
+        group.sort(key=lambda record: record["sample"])
+        indices = [record["sample"] for record in group]
+        if indices != list(range(num_samples)):
+            raise ValueError(f"problem {problem_id!r} has samples {indices}, expected "
+                             f"0..{num_samples - 1} exactly once")
+    return grouped
+
+
+def _group_pass_at_1(problems: Sequence[Problem], accuracy: dict[str, float],
+                     key) -> dict[str, dict]:
+    groups: dict[str, list[float]] = collections.defaultdict(list)
+    for problem in problems:
+        groups[str(key(problem))].append(accuracy[problem.id])
+    return {name: {"num_problems": len(values), "pass@1": metrics.mean(values)}
+            for name, values in sorted(groups.items())}
+
+
+def summarize(benchmark: str, problems: Sequence[Problem], records: Sequence[dict],
+              num_samples: int) -> dict:
+    """The ``summary.json`` content (fields in the module docstring)."""
+    grouped = _samples_by_problem(records, problems, num_samples)
+    ks = metrics.k_values(num_samples)
+    accuracy, pass_at, majority = {}, collections.defaultdict(list), collections.defaultdict(list)
+    for problem in problems:
+        group = grouped[problem.id]
+        correct = [bool(record["correct"]) for record in group]
+        answers = [None if record["answer"] is None else normalize_answer(record["answer"])
+                   for record in group]
+        accuracy[problem.id] = sum(correct) / num_samples
+        for k in ks:
+            pass_at[k].append(metrics.pass_at_k(num_samples, sum(correct), k))
+            majority[k].append(float(metrics.majority_vote(answers[:k], correct[:k])))
+    samples = [record for group in grouped.values() for record in group]
+    summary = {
+        "benchmark": benchmark,
+        "num_problems": len(problems),
+        "num_samples": num_samples,
+        "total_samples": len(samples),
+        "pass@1": metrics.mean(list(accuracy.values())),
+        "pass@k": {str(k): metrics.mean(values) for k, values in pass_at.items()},
+        "maj@k": {str(k): metrics.mean(values) for k, values in majority.items()},
+        "mean_completion_tokens": metrics.mean([record["num_tokens"] for record in samples]),
+        "truncation_rate": metrics.mean([float(record["finish_reason"] == "length")
+                                         for record in samples]),
+        "status_counts": dict(sorted(collections.Counter(r["status"] for r in samples).items())),
+    }
+    if all(problem.level is not None for problem in problems):
+        summary["by_subject"] = _group_pass_at_1(problems, accuracy, lambda p: p.subject)
+        summary["by_level"] = _group_pass_at_1(problems, accuracy, lambda p: p.level)
+    return summary
+
+
+def summary_scalars(summary: dict) -> dict[str, float]:
+    """Flat ``<benchmark>/<metric>`` scalars of a summary, for TensorBoard."""
+    prefix = summary["benchmark"]
+    scalars = {f"{prefix}/pass@1": summary["pass@1"],
+               f"{prefix}/mean_completion_tokens": summary["mean_completion_tokens"],
+               f"{prefix}/truncation_rate": summary["truncation_rate"]}
+    for name in ("pass@k", "maj@k"):
+        for k, value in summary[name].items():
+            scalars[f"{prefix}/{name[:-1]}{k}"] = value
+    for level, values in summary.get("by_level", {}).items():
+        scalars[f"{prefix}/level_{level}/pass@1"] = values["pass@1"]
+    return scalars
+
+
+def plot(summary: dict, path: Path) -> None:
+    """PNG: the pass@k and maj@k curves; with levels (MATH-500), accuracy by level beside it."""
+    levels = summary.get("by_level")
+    figure, axes = plt.subplots(1, 2 if levels else 1, figsize=(11 if levels else 6, 4),
+                                squeeze=False)
+    curve = axes[0][0]
+    for name in ("pass@k", "maj@k"):
+        ks = [int(k) for k in summary[name]]
+        curve.plot(ks, [100 * v for v in summary[name].values()], marker="o", label=name)
+    curve.set_xscale("log", base=2)
+    curve.set_xticks(ks, [str(k) for k in ks])
+    curve.set(xlabel="k (samples)", ylabel="accuracy (%)", ylim=(0, 100),
+              title=f"{summary['benchmark']}: pass@k, maj@k (n={summary['num_samples']})")
+    curve.legend()
+    if levels:
+        bars = axes[0][1]
+        positions = range(len(levels))
+        bars.bar(positions, [100 * v["pass@1"] for v in levels.values()])
+        bars.set_xticks(positions, list(levels))
+        bars.set(xlabel="MATH level", ylabel="pass@1 (%)", ylim=(0, 100),
+                 title="pass@1 by level")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_reports(output_dir: Path, summary: dict) -> None:
+    """Writes ``summary.json``, the TensorBoard scalars (step 0) and the PNG plot."""
+    (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    writer = metric_writers.create_default_writer(str(output_dir / TENSORBOARD_DIR),
+                                                  just_logging=False)
+    writer.write_scalars(0, summary_scalars(summary))
+    writer.flush()
+    writer.close()
+    plot(summary, output_dir / PLOT_FILE)
