@@ -15,13 +15,11 @@ in benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import tempfile
 import time
 
 from absl import app, flags
+from bench_utils import machine_description, report
 
 _PRESET = flags.DEFINE_string("preset", "small-20m", "reasonrl model preset")
 _BATCH = flags.DEFINE_integer("batch_size", 16, "prompts per generate call")
@@ -150,8 +148,7 @@ def main(argv):
 
     ours = bench_reasonrl(config, params, prompts)
     results = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-                   f"{jax.devices()[0].device_kind}",
+        "machine": machine_description(),
         "preset": _PRESET.value, "params": models.num_params(config),
         "batch": _BATCH.value, "prompt_len": _PROMPT.value, "new_tokens": _NEW.value,
         "top_p": _TOP_P.value,
@@ -178,11 +175,7 @@ def main(argv):
     results[f"{n}_prompt_copies_prefill_s"] = sharing["copies_prefill_s"]
     results["num_samples_prefill_speedup"] = (sharing["copies_prefill_s"]
                                               / sharing["shared_prefill_s"])
-    for key, value in results.items():
-        print(f"{key:>32}: {value:,.4g}" if isinstance(value, float) else f"{key:>32}: {value}")
-    if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(results, f, indent=2)
+    report(results, _JSON.value)
 
 
 if __name__ == "__main__":

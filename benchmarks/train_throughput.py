@@ -11,12 +11,10 @@ machine, in benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import time
 
 from absl import app, flags
+from bench_utils import machine_description, report
 
 _PRESET = flags.DEFINE_string("preset", "small-20m", "reasonrl model preset")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "rows per step")
@@ -26,17 +24,6 @@ _WARMUP = flags.DEFINE_integer("warmup", 3, "untimed steps (compilation, allocat
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "compute dtype")
 _SKIP_HF = flags.DEFINE_bool("skip_hf", False, "measure reasonrl only")
 _JSON = flags.DEFINE_string("json_out", "", "also write the results to this file")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def train_flops_per_token(config) -> float:
@@ -53,7 +40,6 @@ def train_flops_per_token(config) -> float:
 def matmul_peak_flops(dtype: str, size: int = 2048, repeats: int = 20) -> float:
     """Best-case FLOP/s of a square matmul on the default JAX device."""
     import jax
-    import jax.numpy as jnp
 
     a = jax.random.normal(jax.random.key(0), (size, size), dtype)
     b = jax.random.normal(jax.random.key(1), (size, size), dtype)
@@ -108,7 +94,6 @@ def reasonrl_step(config, tokens, targets):
 
 def transformers_step(config, tokens, targets):
     """A zero-argument callable running one transformers + torch train step."""
-    import numpy as np
     import torch
     import transformers
 
@@ -160,7 +145,6 @@ def median_step_seconds(steps: dict, rounds: int = 2) -> dict:
 
 def main(argv):
     del argv
-    import jax
     import numpy as np
 
     from reasonrl import models
@@ -179,8 +163,7 @@ def main(argv):
     seconds = median_step_seconds(steps)
     ours = seconds["reasonrl"]
     results = {
-        "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, JAX device "
-                   f"{jax.devices()[0].device_kind}",
+        "machine": machine_description(),
         "preset": _PRESET.value, "params": models.num_params(config), "dtype": _DTYPE.value,
         "batch": list(shape),
         "reasonrl_tokens_per_s": tokens_per_step / ours,
@@ -192,11 +175,7 @@ def main(argv):
         theirs = seconds["hf"]
         results["hf_tokens_per_s"] = tokens_per_step / theirs
         results["ratio_reasonrl_over_hf"] = theirs / ours
-    for key, value in results.items():
-        print(f"{key:>26}: {value:,.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
-    if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(results, f, indent=2)
+    report(results, _JSON.value)
 
 
 if __name__ == "__main__":

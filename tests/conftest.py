@@ -35,3 +35,21 @@ def hf_checkpoints(tmp_path_factory):
         model = make_hf_model(kind)
         out[kind] = (model, save_hf_model(model, tmp_path_factory.mktemp(f"hf_{kind}")))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """300 GSM8K documents (blank-line separated) and a 400-piece sentencepiece tokenizer
+    trained on them: (corpus path, tokenizer .model path)."""
+    import itertools
+
+    from reasonrl import data as data_lib
+    from reasonrl.paths import asset
+
+    directory = tmp_path_factory.mktemp("corpus")
+    text = asset("corpus", "gsm8k_train.txt").read_text()
+    docs = list(itertools.islice((d for d in text.split("\n\n") if d.strip()), 300))
+    corpus = directory / "corpus.txt"
+    corpus.write_text("\n\n".join(docs) + "\n")
+    model_path = data_lib.train_sentencepiece(str(corpus), str(directory / "tok"), vocab_size=400)
+    return corpus, model_path

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
-
 import ml_collections
 
 from reasonrl.models.config import ModelConfig

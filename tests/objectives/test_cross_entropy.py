@@ -1,7 +1,6 @@
 """next_token / sft losses and chunked log-probs against independent NumPy references."""
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest

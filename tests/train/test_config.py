@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reasonrl.train import JobConfigError, job_config, validate_job
-from tests.train.conftest import tiny_stage
+from tests.train.stages import tiny_stage
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from reasonrl import models
 from reasonrl.objectives import ModelContext, get_objective
 from reasonrl.train import (StepConfig, TrainState, make_optimizer, make_schedule,
                             make_train_step, stage_config, weight_decay_mask)
-from tests.train.conftest import TINY_MODEL
+from tests.train.stages import TINY_MODEL
 
 
 def _optimizer_config(**changes):

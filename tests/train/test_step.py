@@ -12,7 +12,7 @@ from reasonrl.models.layers import ActivationSharding
 from reasonrl.objectives import Mean, ModelContext, get_objective
 from reasonrl.train import (StepConfig, TrainState, accumulate_gradients, jit_train_step,
                             make_train_step, state_shardings)
-from tests.train.conftest import TINY_MODEL
+from tests.train.stages import TINY_MODEL
 
 CONFIG = models.get_preset("tiny-qwen3", vocab_size=64, **TINY_MODEL)
 OBJECTIVE_CONFIG = ml_collections.FrozenConfigDict(dict(z_loss_coef=1e-3, logits_chunk_size=16,

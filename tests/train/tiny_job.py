@@ -1,7 +1,7 @@
 """A job config for subprocess tests: `--config=tests/train/tiny_job.py:CORPUS,TOKENIZER`."""
 
 from reasonrl.train import job_config
-from tests.train.conftest import tiny_stage
+from tests.train.stages import tiny_stage
 
 
 def get_config(arg: str):

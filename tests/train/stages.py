@@ -1,25 +1,9 @@
-import itertools
+"""Tiny training stages shared by the engine tests (and tests/train/tiny_job.py)."""
 
-import pytest
-
-from reasonrl import data as data_lib
-from reasonrl.paths import asset
 from reasonrl.train import stage_config
 
 TINY_MODEL = dict(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
                   num_kv_heads=2, head_dim=8, max_position_embeddings=128)
-
-
-@pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory):
-    """300 GSM8K documents (blank-line separated) and a sentencepiece tokenizer trained on them."""
-    directory = tmp_path_factory.mktemp("corpus")
-    text = asset("corpus", "gsm8k_train.txt").read_text()
-    docs = list(itertools.islice((d for d in text.split("\n\n") if d.strip()), 300))
-    corpus = directory / "corpus.txt"
-    corpus.write_text("\n\n".join(docs) + "\n")
-    model_path = data_lib.train_sentencepiece(str(corpus), str(directory / "tok"), vocab_size=400)
-    return corpus, model_path
 
 
 def tiny_stage(corpus_path, **train_overrides):
