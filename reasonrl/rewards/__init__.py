@@ -24,6 +24,8 @@ Modules (each documents its rules):
   processes with a hard per-request deadline; safe from threads and processes.
 * :mod:`~reasonrl.rewards.grading` -- ``grade`` / ``grade_batch``.
 * :mod:`~reasonrl.rewards.registry` -- reward functions by name.
+* :mod:`~reasonrl.rewards.shaping` -- reward shaping: Kimi k1.5 length penalty, DAPO soft
+  overlong punishment, format bonus (pure NumPy, per rollout batch).
 * :mod:`~reasonrl.rewards.benchmarks` -- the vendored MATH-500 / AIME / AMC sets.
 
 Safety: model output is never executed or ``eval``-ed; every equivalence check is bounded by a
@@ -64,6 +66,15 @@ from reasonrl.rewards.registry import (
     register_reward,
 )
 from reasonrl.rewards.screening import screen_answer
+from reasonrl.rewards.shaping import (
+    LENGTH_PENALTIES,
+    ShapedReward,
+    dapo_overlong_penalty,
+    get_length_penalty,
+    kimi_length_penalty,
+    register_length_penalty,
+    shape_rewards,
+)
 
 __all__ = [
     "BENCHMARK_NAMES",
@@ -73,28 +84,35 @@ __all__ = [
     "GradeResult",
     "GraderUnavailableError",
     "GradingPool",
+    "LENGTH_PENALTIES",
     "Problem",
     "REWARDS",
     "RewardFn",
+    "ShapedReward",
     "Status",
     "Verdict",
     "check_equivalence",
     "check_equivalence_batch",
     "choice_letter",
     "compute_rewards",
+    "dapo_overlong_penalty",
     "extract_answer",
     "find_last_boxed",
     "format_reward",
     "get_default_pool",
+    "get_length_penalty",
     "get_reward",
     "grade",
     "grade_batch",
     "is_equivalent",
+    "kimi_length_penalty",
     "load_benchmark",
     "math_correctness_reward",
     "math_correctness_strict_reward",
     "normalize_answer",
+    "register_length_penalty",
     "register_reward",
     "screen_answer",
+    "shape_rewards",
     "shutdown_default_pool",
 ]

@@ -1,6 +1,10 @@
-"""Reinforcement-learning utilities shared by the RL trainers (advantage estimators)."""
+"""Reinforcement-learning utilities shared by the RL trainers (advantage estimators, DAPO
+dynamic sampling)."""
 
 from reasonrl.rl.advantages import (ADVANTAGE_ESTIMATORS, get_advantage_estimator,
                                     register_advantage_estimator)
+from reasonrl.rl.dynamic_sampling import (DynamicSample, DynamicSamplingBuffer,
+                                          informative_groups)
 
-__all__ = ["ADVANTAGE_ESTIMATORS", "get_advantage_estimator", "register_advantage_estimator"]
+__all__ = ["ADVANTAGE_ESTIMATORS", "DynamicSample", "DynamicSamplingBuffer",
+           "get_advantage_estimator", "informative_groups", "register_advantage_estimator"]
