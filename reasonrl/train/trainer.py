@@ -231,6 +231,7 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
     step = int(jax.device_get(state.step))
     end = train.steps if max_steps is None else min(train.steps, max_steps)
     progress = _progress_bar(step, train.steps, workdir.name) if is_main else None
+    skipped = 0  # non-finite updates already reported
     rows = batch_sharding(mesh)
     try:
         while step < end:
@@ -246,14 +247,14 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
                 progress.update(1)
             if step % train.log_every == 0 or step == end:
                 log.flush()
-                _check_finite(state, train.on_nonfinite)
+                skipped = _check_finite(state, train.on_nonfinite, skipped)
                 if progress is not None and log.last_loss is not None:
                     progress.set_postfix(loss=f"{log.last_loss:.4f}")
             if eval_spec and train.eval_every and step % train.eval_every == 0:
                 eval_fn = eval_fn or _make_eval_step(setup, mesh, batch_keys)
                 _evaluate(eval_fn, state.params, eval_spec, tokenizer, train, rows, writer, step)
             if step % train.checkpoint_every == 0 or step == train.steps:
-                _check_finite(state, train.on_nonfinite)
+                skipped = _check_finite(state, train.on_nonfinite, skipped)
                 checkpointer.save(step, state, {"iterator": data_lib.iterator_state_to_bytes(
                     data_iter).decode()}, force=step == train.steps)
         log.flush()
@@ -273,18 +274,22 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
     return StageResult(workdir, export_dir, step, log.first_loss, log.last_loss, resumed_from)
 
 
-def _check_finite(state: TrainState, mode: str) -> None:
+def _check_finite(state: TrainState, mode: str, already_reported: int = 0) -> int:
+    """Raises NonFiniteLossError in "stop" mode once a step was non-finite; in "skip" mode warns
+    when more updates were skipped than `already_reported`. Returns the skipped count."""
     first_bad, skipped = (int(x) for x in jax.device_get(
         (state.first_nonfinite_step, state.skipped_steps)))
     if first_bad < 0:
-        return
+        return skipped
     if mode == "stop":
         raise NonFiniteLossError(
             f"loss or gradient became non-finite at step {first_bad}; the run stopped and the "
             f"params are those before step {first_bad} (set train.on_nonfinite='skip' to drop "
             f"such updates and continue)")
-    logging.warning("%d updates skipped for non-finite loss/gradient (first at step %d)",
-                    skipped, first_bad)
+    if skipped > already_reported:
+        logging.warning("%d updates skipped for non-finite loss/gradient (first at step %d)",
+                        skipped, first_bad)
+    return skipped
 
 
 def _evaluate(eval_fn, params, spec, tokenizer, train, rows, writer, step) -> dict[str, float]:
