@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from reasonrl.objectives.logprobs import token_statistics
-from reasonrl.objectives.metrics import Mean
+from reasonrl.objectives.pairwise import bradley_terry_terms
 from reasonrl.objectives.registry import ModelContext, register_objective
 
 PAIR_SIDES = ("chosen", "rejected")
@@ -77,19 +77,7 @@ def dpo_terms(policy_chosen: jax.Array, policy_rejected: jax.Array, ref_chosen: 
     pair_mask = pair_mask.astype(jnp.float32)
     chosen_reward = beta * (policy_chosen - jax.lax.stop_gradient(ref_chosen))
     rejected_reward = beta * (policy_rejected - jax.lax.stop_gradient(ref_rejected))
-    margin = chosen_reward - rejected_reward
-    per_pair = -jax.nn.log_sigmoid(margin)
-    pairs = jnp.sum(pair_mask)
-    loss_sum = jnp.sum(per_pair * pair_mask)
-    mean = lambda x: Mean.of(jnp.sum(jax.lax.stop_gradient(x) * pair_mask), pairs)  # noqa: E731
-    metrics = {
-        "loss": mean(per_pair),
-        "accuracy": mean((margin > 0).astype(jnp.float32)),
-        "reward_margin": mean(margin),
-        "chosen_reward": mean(chosen_reward),
-        "rejected_reward": mean(rejected_reward),
-    }
-    return loss_sum, pairs, metrics
+    return bradley_terry_terms(chosen_reward, rejected_reward, pair_mask)
 
 
 def valid_pairs(batch: dict) -> jax.Array:

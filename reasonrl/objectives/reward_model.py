@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from reasonrl.models import ModelConfig, init_params
 from reasonrl.objectives.dpo import PAIR_SIDES, stacked_pair
-from reasonrl.objectives.metrics import Mean
+from reasonrl.objectives.pairwise import bradley_terry_terms
 from reasonrl.objectives.registry import ModelContext, register_objective
 
 REWARD_FIELDS = ("tokens", "positions", "segment_ids", "last_index")
@@ -53,25 +53,6 @@ def reward_scores(model: ModelContext, params: dict, tokens: jax.Array, position
     last = jnp.take_along_axis(hidden, last_index[:, None, None].astype(jnp.int32), axis=1)[:, 0]
     head = params["reward_head"]
     return last.astype(jnp.float32) @ head["kernel"] + head["bias"]
-
-
-def bradley_terry_terms(chosen_rewards: jax.Array, rejected_rewards: jax.Array,
-                        pair_mask: jax.Array, margin: jax.Array | float = 0.0
-                        ) -> tuple[jax.Array, jax.Array, dict]:
-    """Σ_b mask·(−log σ(r_w − r_l − margin)), Σ_b mask and metrics, from rewards [B]."""
-    pair_mask = pair_mask.astype(jnp.float32)
-    difference = chosen_rewards - rejected_rewards
-    per_pair = -jax.nn.log_sigmoid(difference - margin)
-    pairs = jnp.sum(pair_mask)
-    mean = lambda x: Mean.of(jnp.sum(jax.lax.stop_gradient(x) * pair_mask), pairs)  # noqa: E731
-    metrics = {
-        "loss": mean(per_pair),
-        "accuracy": mean((difference > 0).astype(jnp.float32)),
-        "reward_margin": mean(difference),
-        "chosen_reward": mean(chosen_rewards),
-        "rejected_reward": mean(rejected_rewards),
-    }
-    return jnp.sum(per_pair * pair_mask), pairs, metrics
 
 
 @register_objective("reward_model")
