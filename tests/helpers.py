@@ -70,3 +70,35 @@ def hf_logits(model, tokens, positions=None) -> np.ndarray:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def assert_close_up_to_rounding(actual, expected):
+    """Gradients of batches of different shapes differ by float32 rounding of matmuls (relative
+    to the leaf's scale); a wrong normalisation would be off by O(1)."""
+    scale = float(np.abs(expected).max())
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4 * scale + 1e-7)
+
+
+def assert_accumulation_exact(objective_name: str, config, model, params, batch):
+    """One batch vs the same batch as 2 micro-batches through the trainer's accumulation:
+    equal loss (1e-6), gradients up to rounding and merged metrics (1e-5).
+
+    Returns (whole, split), each (loss_sum, denominator, metrics, grads), for extra checks.
+    """
+    import jax
+
+    from reasonrl.objectives import get_objective
+    from reasonrl.objectives import metrics as metrics_lib
+    from reasonrl.train.step import accumulate_gradients
+
+    objective = get_objective(objective_name).fn
+    run = jax.jit(lambda p, b, accum: accumulate_gradients(
+        objective, config, model, p, b, jax.random.key(0), accum), static_argnums=2)
+    whole, split = run(params, batch, 1), run(params, batch, 2)
+    np.testing.assert_allclose(float(split[0] / split[1]), float(whole[0] / whole[1]), rtol=1e-6)
+    jax.tree.map(lambda a, b: assert_close_up_to_rounding(a / split[1], b / whole[1]),
+                 split[3], whole[3])
+    merged, full = metrics_lib.compute(split[2]), metrics_lib.compute(whole[2])
+    for name in full:
+        np.testing.assert_allclose(merged[name], full[name], rtol=1e-5, err_msg=name)
+    return whole, split

@@ -10,7 +10,7 @@ from reasonrl.objectives import ModelContext, get_objective
 from reasonrl.objectives import metrics as metrics_lib
 from reasonrl.objectives.reward_model import (bradley_terry_terms, init_reward_model_params,
                                               reward_scores)
-from reasonrl.train.step import accumulate_gradients
+from tests.helpers import assert_accumulation_exact
 
 CONFIG = models.get_preset("tiny-qwen3", vocab_size=64, hidden_size=32, intermediate_size=64,
                            num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8)
@@ -18,13 +18,6 @@ MODEL = ModelContext(CONFIG)
 _jit_hidden_states = jax.jit(lambda *args: models.hidden_states(CONFIG, *args))
 _jit_scores = jax.jit(lambda params, side: reward_scores(MODEL, params, **side))
 CONFIG_DICT = ml_collections.FrozenConfigDict(get_objective("reward_model").defaults)
-
-
-def _assert_close_up_to_rounding(actual, expected):
-    """Gradients of batches of different shapes differ by float32 rounding of matmuls (relative
-    to the leaf's scale); a wrong normalisation would be off by O(1)."""
-    scale = float(np.abs(expected).max())
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4 * scale + 1e-7)
 
 
 def _numpy_bradley_terry(chosen, rejected, pair_mask, margin):
@@ -110,13 +103,5 @@ def test_objective_matches_numpy_and_trains_head_and_model():
 
 def test_gradient_accumulation_is_exact():
     params, batch = _setup()
-    run = jax.jit(lambda p, b, accum: accumulate_gradients(
-        get_objective("reward_model").fn, CONFIG_DICT, MODEL, p, b, jax.random.key(0), accum),
-        static_argnums=2)
-    whole, split = run(params, batch, 1), run(params, batch, 2)
+    whole, split = assert_accumulation_exact("reward_model", CONFIG_DICT, MODEL, params, batch)
     assert float(whole[1]) == float(split[1]) == 4
-    np.testing.assert_allclose(float(split[0]), float(whole[0]), rtol=1e-6)
-    jax.tree.map(_assert_close_up_to_rounding, split[3], whole[3])
-    merged, full = metrics_lib.compute(split[2]), metrics_lib.compute(whole[2])
-    for name in full:
-        np.testing.assert_allclose(merged[name], full[name], rtol=1e-5, err_msg=name)
