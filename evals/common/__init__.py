@@ -1,9 +1,9 @@
 """Shared machinery of the eval binaries.
 
 * :mod:`~evals.common.metrics` -- pass@k (unbiased estimator), maj@k, summary statistics.
-* :mod:`~evals.common.prompts` -- prompt templates by name (``r1``, ``qwen_math``, ``plain``).
+* :mod:`reasonrl.data.prompts` -- prompt templates by name (``r1``, ``qwen_math``, ``plain``).
 * :mod:`~evals.common.protocols` -- published sampling settings by name (``r1``, ``qwen_math``...).
-* :mod:`~evals.common.checkpoints` -- HF checkpoint directory or reasonrl workdir -> directory.
+* :mod:`reasonrl.train.exports` -- HF checkpoint directory or reasonrl workdir -> directory.
 * :mod:`~evals.common.store` -- resumable ``samples.jsonl`` and ``run_config.json``.
 * :mod:`~evals.common.report` -- ``summary.json``, TensorBoard scalars, the PNG plot.
 * :mod:`~evals.common.runner` -- generate, grade and record one benchmark run.

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from evals.common import checkpoints, prompts, protocols, runner, store
+from evals.common import protocols, runner, store
+from reasonrl.data import prompts
+from reasonrl.train import exports as checkpoints
 from reasonrl import data as data_lib
 
 FLAGS = flags.FLAGS
@@ -29,7 +31,7 @@ def define_flags() -> None:
     flags.DEFINE_enum("protocol", None, sorted(protocols.PROTOCOLS),
                       "Published settings preset; explicit sampling flags override it.")
     flags.DEFINE_enum("prompt_template", None, sorted(prompts.PROMPT_TEMPLATES),
-                      "How a problem becomes the prompt (see evals/common/prompts.py).")
+                      "How a problem becomes the prompt (see reasonrl/data/prompts.py).")
     flags.DEFINE_enum("chat_template", "chatml", sorted(data_lib.CHAT_TEMPLATES),
                       "reasonrl.data chat template the prompt messages are rendered with.")
     flags.DEFINE_integer("num_samples", None, "Samples per problem (n).")

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 from absl import logging
 from tqdm import tqdm
 
-from evals.common import prompts, report, store
+from evals.common import report, store
+from reasonrl.data import prompts
 from reasonrl import data as data_lib
 from reasonrl import models, parallel, rewards, sampling
 

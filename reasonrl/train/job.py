@@ -21,10 +21,8 @@ import jax
 
 from reasonrl import data as data_lib
 from reasonrl.train.config import validate_job
-from reasonrl.train.trainer import EXPORT_DIR, StageResult, run_stage
-
-DONE_FILE = "DONE.json"
-
+from reasonrl.train.exports import DONE_FILE, EXPORT_DIR
+from reasonrl.train.trainer import StageResult, run_stage
 
 @dataclasses.dataclass
 class JobResult:

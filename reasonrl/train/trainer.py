@@ -32,12 +32,10 @@ from reasonrl.objectives.registry import get_objective
 from reasonrl.parallel import batch_sharding, make_mesh
 from reasonrl.train.checkpointing import Checkpointer
 from reasonrl.train.config import objective_config
+from reasonrl.train.exports import EXPORT_DIR
 from reasonrl.train.optimizer import make_optimizer
 from reasonrl.train.step import (StepConfig, TrainState, jit_train_step, make_train_step,
                                  state_shardings)
-
-EXPORT_DIR = "export"
-
 
 class NonFiniteLossError(RuntimeError):
     """Raised when the loss or gradient became NaN/inf and the run is configured to stop."""

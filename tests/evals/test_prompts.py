@@ -2,7 +2,8 @@
 
 import pytest
 
-from evals.common import prompts, protocols
+from evals.common import protocols
+from reasonrl.data import prompts
 from reasonrl import data as data_lib
 
 PROBLEM = "What is $1+1$?"

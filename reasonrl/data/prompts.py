@@ -9,8 +9,8 @@ qwen_math   Qwen2.5-Math ``qwen25-math-cot``: system = BOXED_INSTRUCTION; user =
 plain       the problem alone as the user message (base models, "no template" evals).
 ==========  ==================================================================================
 
-The messages go through a ``reasonrl.data`` chat template (``chatml``, ``llama3``, ``plain``) with
-the generation prompt; the assistant prefix is encoded and appended after it. The completion
+Used by the evals, RL rollouts and distillation. The messages go through a chat template
+(``chatml``, ``llama3``, ``plain``) with the generation prompt; the assistant prefix is encoded and appended after it. The completion
 the grader sees is the generated text only (the prefix is not part of it).
 """
 
@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from reasonrl import data as data_lib
+from reasonrl.data.tokenizer.base import Tokenizer
+from reasonrl.data.tokenizer.chat_templates import get_chat_template
 
 BOXED_INSTRUCTION = r"Please reason step by step, and put your final answer within \boxed{}."
 
@@ -62,16 +63,16 @@ def get_prompt_template(name: str) -> PromptTemplate:
 
 
 def prompt_token_ids(problem: str, *, prompt_template: str, chat_template: str,
-                     tokenizer: data_lib.Tokenizer) -> list[int]:
+                     tokenizer: Tokenizer) -> list[int]:
     """Token ids of the full prompt for ``problem``: rendered chat + encoded assistant prefix."""
     template = get_prompt_template(prompt_template)
-    rendered = data_lib.get_chat_template(chat_template).render(
+    rendered = get_chat_template(chat_template).render(
         tokenizer, template.messages(problem), add_generation_prompt=True)
     prefix = tokenizer.encode(template.assistant_prefix) if template.assistant_prefix else []
     return [int(token) for token in rendered.token_ids] + prefix
 
 
-def stop_token_ids(tokenizer: data_lib.Tokenizer, chat_template: str) -> list[int]:
+def stop_token_ids(tokenizer: Tokenizer, chat_template: str) -> list[int]:
     """The tokenizer's eos plus the chat template's end-of-turn tokens the tokenizer has."""
     stops = [] if tokenizer.eos_id is None else [tokenizer.eos_id]
     for token in END_OF_TURN_TOKENS[chat_template]:

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from evals.common.checkpoints import CheckpointNotFoundError, resolve_checkpoint
+from reasonrl.train.exports import CheckpointNotFoundError, resolve_checkpoint
 
 
 def _export(stage_dir, done_mtime=None):

@@ -1,0 +1,1 @@
+"""Synthetic data: verifiable toy tasks for learning tests, and distillation data from a teacher."""
