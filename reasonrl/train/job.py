@@ -20,9 +20,20 @@ from pathlib import Path
 import jax
 
 from reasonrl import data as data_lib
-from reasonrl.train.config import validate_job
+from reasonrl.train.config import STAGE_LOOPS, stage_order, validate_job
 from reasonrl.train.exports import DONE_FILE, EXPORT_DIR
 from reasonrl.train.trainer import StageResult, run_stage
+
+
+def _run_rl_stage(*args, **kwargs) -> StageResult:
+    from reasonrl.rl.trainer import run_rl_stage  # imported on use: it imports the sampler
+
+    return run_rl_stage(*args, **kwargs)
+
+
+# stage.loop -> the function that runs such a stage (same signature as run_stage).
+STAGE_RUNNERS = {"supervised": run_stage, "rl": _run_rl_stage}
+assert tuple(STAGE_RUNNERS) == STAGE_LOOPS
 
 @dataclasses.dataclass
 class JobResult:
@@ -66,7 +77,8 @@ def run_job(config, workdir: str | Path, *, config_file: str | None = None) -> J
     tokenizer, tokenizer_path, tokenizer_files = _tokenizer(config, workdir)
     exports: dict[str, Path] = {}
     results: dict[str, StageResult] = {}
-    for name, stage in config.stages.items():
+    for name in stage_order(config, config_file):
+        stage = config.stages[name]
         stage_dir = workdir / name
         done = stage_dir / DONE_FILE
         if done.exists():
@@ -74,8 +86,9 @@ def run_job(config, workdir: str | Path, *, config_file: str | None = None) -> J
             results[name] = StageResult(stage_dir, stage_dir / EXPORT_DIR, info["steps"], None,
                                         None, None)
         else:
-            results[name] = run_stage(stage, stage_dir, tokenizer=tokenizer,
-                                      tokenizer_files=tokenizer_files, stage_exports=exports)
+            run = STAGE_RUNNERS[stage.loop]
+            results[name] = run(stage, stage_dir, tokenizer=tokenizer,
+                                tokenizer_files=tokenizer_files, stage_exports=exports)
             if jax.process_index() == 0:
                 done.write_text(json.dumps({"steps": results[name].steps,
                                             "first_loss": results[name].first_loss,

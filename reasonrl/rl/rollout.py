@@ -1,0 +1,179 @@
+"""One rollout round: prompts -> G samples each -> rewards, and the train batch built from them.
+
+    rollout = sample_rollout(model_config, params, tokenizer, prompts, settings, rng)
+    rollout = score_rollout(rollout, settings)           # adds rewards / correctness
+    batch = train_batch(rollout, advantages, seq_len=..., pad_id=...)
+
+A rollout is a dict of numpy arrays with one row per sample (row = prompt * G + sample, the G
+samples of a prompt contiguous), fixed trailing shapes so that rounds concatenate (DAPO dynamic
+sampling keeps whole groups across rounds):
+
+  prompt_tokens      int32 [N, P]   prompt ids, right-padded to P = seq_len - max_new_tokens
+  prompt_lengths     int32 [N]
+  completion_tokens  int32 [N, M]   sampled ids (M = max_new_tokens), pad after the end
+  completion_lengths int32 [N]      including a final stop token
+  truncated          bool  [N]      the row hit max_new_tokens without a stop token
+  logprobs           float32 [N, M] log p(token) under the untempered sampler model
+  sampling_logprobs  float32 [N, M] log p(token) under the (tempered, filtered) distribution
+  completion_text    str [N]        decoded completion (a final stop token not rendered)
+  answer             str [N]        the prompt's gold answer
+after scoring also:
+  correct            float32 [N]    1 where the grader accepts the answer
+  rewards            float32 [N]    the shaped reward (correctness + enabled penalty terms)
+  reward_<term>      float32 [N]    each shaped term (correctness, length, overlong, format)
+
+Model output is only ever parsed by the grader (reasonrl.rewards), never executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from reasonrl.models.config import ModelConfig
+from reasonrl.rewards import compute_rewards
+from reasonrl.rewards.shaping import shape_rewards
+from reasonrl.sampling import generate
+
+Rollout = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutSettings:
+    """Sampling and reward settings of the RL loop (built from a stage's `rl` section)."""
+
+    group_size: int
+    max_prompt_len: int
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    stop_tokens: tuple[int, ...]
+    pad_id: int
+    reward: str = "math_correctness"
+    wrong_reward: float = 0.0
+    format_weight: float = 0.0
+    length_penalty: str = ""
+    length_penalty_weight: float = 1.0
+    overlong_cache_length: int = 0
+
+    @classmethod
+    def from_config(cls, rl, *, seq_len: int, stop_tokens: Sequence[int], pad_id: int
+                    ) -> "RolloutSettings":
+        return cls(group_size=rl.group_size, max_prompt_len=seq_len - rl.max_new_tokens,
+                   max_new_tokens=rl.max_new_tokens, temperature=float(rl.temperature),
+                   top_p=float(rl.top_p), top_k=rl.top_k, stop_tokens=tuple(stop_tokens),
+                   pad_id=pad_id, reward=rl.reward, wrong_reward=float(rl.wrong_reward),
+                   format_weight=float(rl.format_weight), length_penalty=rl.length_penalty,
+                   length_penalty_weight=float(rl.length_penalty_weight),
+                   overlong_cache_length=rl.overlong_cache_length)
+
+
+def _padded(rows: Sequence[np.ndarray], width: int, pad_id: int) -> np.ndarray:
+    out = np.full((len(rows), width), pad_id, np.int32)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return out
+
+
+def sample_rollout(config: ModelConfig, params, tokenizer, prompts: dict, settings: RolloutSettings,
+                   rng: jax.Array, *, greedy: bool = False) -> Rollout:
+    """G samples for each prompt of `prompts` ({"prompt_ids": [...], "answer": [...]}).
+
+    With `greedy`, one argmax completion per prompt (evaluation) instead.
+    """
+    longest = max(len(ids) for ids in prompts["prompt_ids"])
+    if longest > settings.max_prompt_len:
+        raise ValueError(f"a prompt of {longest} tokens exceeds max_prompt_len="
+                         f"{settings.max_prompt_len} (train.seq_len - rl.max_new_tokens)")
+    group = 1 if greedy else settings.group_size
+    result = generate(config, params, prompts["prompt_ids"], max_new_tokens=settings.max_new_tokens,
+                      rng=rng, temperature=0.0 if greedy else settings.temperature,
+                      top_p=settings.top_p, top_k=settings.top_k, num_samples=group,
+                      stop_tokens=settings.stop_tokens, pad_id=settings.pad_id)
+    stopped = result.finish_reasons == "stop"
+    texts = [tokenizer.decode([int(t) for t in tokens[:int(length) - int(stop)]])
+             for tokens, length, stop in zip(result.tokens, result.lengths, stopped)]
+    prompt_lengths = np.array([len(p) for p in prompts["prompt_ids"]], np.int32)
+    return {
+        "prompt_tokens": np.repeat(_padded(prompts["prompt_ids"], settings.max_prompt_len,
+                                           settings.pad_id), group, axis=0),
+        "prompt_lengths": np.repeat(prompt_lengths, group),
+        "completion_tokens": result.tokens.astype(np.int32),
+        "completion_lengths": result.lengths.astype(np.int32),
+        "truncated": ~stopped,
+        "logprobs": result.logprobs.astype(np.float32),
+        "sampling_logprobs": result.sampling_logprobs.astype(np.float32),
+        "completion_text": np.asarray(texts, dtype=object),
+        "answer": np.repeat(np.asarray(prompts["answer"], dtype=object), group),
+    }
+
+
+def score_rollout(rollout: Rollout, settings: RolloutSettings, *, group_size: int | None = None
+                  ) -> Rollout:
+    """Grades every completion and adds `correct`, `rewards` and the `reward_<term>` fields."""
+    texts, golds = list(rollout["completion_text"]), list(rollout["answer"])
+    correct = np.asarray(compute_rewards(settings.reward, texts, golds), np.float32) > 0
+    format_scores = (np.asarray(compute_rewards("format", texts, golds), np.float32)
+                     if settings.format_weight else None)
+    overlong = ({"max_length": settings.max_new_tokens,
+                 "cache_length": settings.overlong_cache_length}
+                if settings.overlong_cache_length else None)
+    shaped = shape_rewards(
+        np.where(correct, 1.0, settings.wrong_reward), rollout["completion_lengths"],
+        group_size=group_size or settings.group_size,
+        length_penalty=settings.length_penalty or None,
+        length_penalty_weight=settings.length_penalty_weight, overlong=overlong,
+        format_scores=format_scores, format_weight=settings.format_weight)
+    out = dict(rollout, correct=correct.astype(np.float32), rewards=shaped.total)
+    out.update({f"reward_{name}": value for name, value in shaped.components.items()})
+    return out
+
+
+def train_batch(rollout: Rollout, advantages: np.ndarray, *, seq_len: int, pad_id: int,
+                rows: int | None = None, sampler_field: str = "logprobs"
+                ) -> dict[str, np.ndarray]:
+    """The policy-gradient batch [R, seq_len] for the rollout's N rows (R = rows or N >= N).
+
+    Row i holds prompt_i then completion_i then padding. Position t predicts tokens[t + 1]; it
+    is scored (loss_mask 1) when that token belongs to the completion. `sampler_logprobs`
+    carries the rollout's `sampler_field` log-probs at the scored positions (choose the field
+    the trainer's scoring matches: `logprobs` at temperature 1, else `sampling_logprobs`). Rows N..R-1 are empty
+    (loss_mask 0): they fill a batch that dynamic sampling could not complete.
+    """
+    n = rollout["prompt_lengths"].shape[0]
+    rows = n if rows is None else rows
+    prompt_len = rollout["prompt_lengths"][:, None]
+    end = prompt_len + rollout["completion_lengths"][:, None]
+    col = np.arange(seq_len)[None, :]
+    prompt_part = np.take_along_axis(
+        rollout["prompt_tokens"], np.clip(col, 0, rollout["prompt_tokens"].shape[1] - 1), axis=1)
+    completion_index = np.clip(col - prompt_len, 0, rollout["completion_tokens"].shape[1] - 1)
+    completion_part = np.take_along_axis(rollout["completion_tokens"], completion_index, axis=1)
+    tokens = np.where(col < prompt_len, prompt_part,
+                      np.where(col < end, completion_part, pad_id)).astype(np.int32)
+    targets = np.full_like(tokens, pad_id)
+    targets[:, :-1] = tokens[:, 1:]
+    predicted = col + 1  # the position of each target
+    loss_mask = (predicted >= prompt_len) & (predicted < end)
+    # log-prob of target t+1 = sampler log-prob of completion token t+1-P.
+    sampled = rollout[sampler_field]
+    target_index = np.clip(predicted - prompt_len, 0, sampled.shape[1] - 1)
+    sampler_logprobs = np.where(loss_mask, np.take_along_axis(sampled, target_index, axis=1), 0.0)
+    batch = {
+        "tokens": tokens, "targets": targets,
+        "positions": np.broadcast_to(col, tokens.shape).astype(np.int32),
+        "segment_ids": (col < end).astype(np.int32),
+        "loss_mask": loss_mask.astype(np.float32),
+        "advantages": np.asarray(advantages, np.float32),
+        "sampler_logprobs": sampler_logprobs.astype(np.float32),
+    }
+    if rows > n:
+        batch = {key: np.concatenate([value, np.full((rows - n, *value.shape[1:]),
+                                                     pad_id if key in ("tokens", "targets") else 0,
+                                                     value.dtype)])
+                 for key, value in batch.items()}
+    return batch
