@@ -248,7 +248,7 @@ def run_rl_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tupl
                 skipped = _check_finite(state, train.on_nonfinite, skipped)
             if step % train.checkpoint_every == 0 or step == train.steps:
                 skipped = _check_finite(state, train.on_nonfinite, skipped)
-                checkpointer.save(optimizer_step, state, {"iterator": iterator_state_to_bytes(
+                checkpointer.save(step * updates, state, {"iterator": iterator_state_to_bytes(
                     prompts_iter).decode()}, force=step == train.steps)
         log.flush()
     finally:

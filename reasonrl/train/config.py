@@ -185,6 +185,10 @@ def validate_stage(stage, name: str, earlier: list[str], num_devices: int,
     batch_shards = sizes[0] * sizes[1]
     if stage.loop not in STAGE_LOOPS:
         _fail(f"{prefix}.loop", f"{stage.loop!r}; choose from {STAGE_LOOPS}", config_file)
+    loop_of_objective = "rl" if stage.objective.get("name") in RL_OBJECTIVES else "supervised"
+    if loop_of_objective != stage.loop:
+        _fail(f"{prefix}.loop", f"objective {stage.objective.get('name')!r} trains in the "
+              f"{loop_of_objective!r} loop, not {stage.loop!r}", config_file)
     rows = train.batch_size  # rows of one optimizer update
     if stage.loop == "rl":
         rows = _validate_rl(stage, prefix, config_file)
@@ -211,10 +215,6 @@ def validate_stage(stage, name: str, earlier: list[str], num_devices: int,
     if objective.get("name") not in OBJECTIVES:
         _fail(f"{prefix}.objective.name", f"unknown objective {objective.get('name')!r}; "
               f"registered: {sorted(OBJECTIVES)}", config_file)
-    loop_of_objective = "rl" if objective.name in RL_OBJECTIVES else "supervised"
-    if loop_of_objective != stage.loop:
-        _fail(f"{prefix}.loop", f"objective {objective.name!r} trains in the "
-              f"{loop_of_objective!r} loop, not {stage.loop!r}", config_file)
     allowed = OBJECTIVES[objective.name].defaults
     for key in objective.keys():
         if key != "name" and key not in allowed:

@@ -1,0 +1,556 @@
+r"""Distillation data: sample a teacher's solutions, keep the graded-correct ones, write SFT JSONL.
+
+    python -m reasonrl.synthetic.distill --teacher=runs/r1 --problems=train.jsonl \
+        --output=distill.jsonl --num_samples=8 [--select=all|shortest|longest|scorer:pkg.mod:fn]
+
+For every problem the teacher (any checkpoint ``reasonrl.train.exports.resolve_checkpoint``
+accepts) draws ``num_samples`` completions that share one prefill; ``reasonrl.rewards.grade_batch``
+grades them against the gold answer (math-verify in worker processes with a timeout: model output
+is parsed, never executed); the correct ones, minus truncated ones unless
+``--nodrop_truncated``, go through the ``--select`` strategy (:mod:`reasonrl.synthetic.selection`)
+and each kept sample becomes one line of ``--output``:
+
+    {"question": <user turn>, "answer": <assistant turn>,     # --prompt_field, --response_field
+     "id": <problem id>, "sample": <index>, "num_tokens": <n>, "extracted_answer": <answer>}
+
+which the engine's ``sft`` task reads with ``{"type": "sft", "prompt_field": "question",
+"response_field": "answer", "chat_template": <--chat_template>}`` (it reads only those two fields;
+the provenance fields are ignored). Choices:
+
+* the user turn is the prompt template's user message (for ``r1``: the problem plus the boxed
+  instruction), i.e. what the student is prompted with when it is evaluated the same way; a
+  template's system message (``qwen_math``) is reported in the summary as ``sft_system_prompt``,
+  for the sft spec's ``system_prompt``.
+* the assistant turn is the template's assistant prefix (``"<think>\n"`` for ``r1``) followed by
+  the completion: the teacher's prompt ended with the prefix, so the student must learn to produce
+  it. The grader and scorers see the completion alone, as in the evals.
+* ``num_tokens`` counts generated tokens, a final stop token included (as the evals do).
+* samples that hit ``--max_new_tokens`` are dropped by default even when graded correct: the sft
+  task closes every response with the end-of-turn token, which would teach the student to stop
+  mid-reasoning.
+* the grader gets the gold answer as given (``--answer_field``): it must be the final answer
+  alone, not a worked solution (GSM8K's ``answer`` ends in ``#### 18`` and needs converting).
+
+Determinism and resumption follow the eval binaries: problems are cut into fixed batches of
+``--batch_size``, a batch is sampled with ``fold_in(key(seed), stable_hash(id of its first
+problem))``, and :mod:`reasonrl.synthetic.distill_store` keeps a sidecar state
+(``OUT.jsonl.state.jsonl``: the settings, then one line per finished batch) so a rerun skips
+finished batches and ends byte-identical to an uninterrupted run. Rerunning with other settings
+on an existing output is refused. The summary (problems, samples, correct fraction, kept
+records, mean kept length) is printed and written to ``OUT.jsonl.summary.json``.
+
+From Python: :func:`distill` (records) or :func:`distill_batches` (records with every graded
+sample), on a loaded model; :func:`run_distill` is the resumable file writer the CLI calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags, logging
+
+from reasonrl import data as data_lib
+from reasonrl import models, parallel, rewards, sampling
+from reasonrl.data import prompts
+from reasonrl.rewards import GradeResult, Problem
+from reasonrl.synthetic import distill_store
+from reasonrl.synthetic.selection import Candidate, SelectionError, make_selector
+from reasonrl.train import exports
+
+# Fields every record carries besides the prompt and response (the sft task ignores them).
+PROVENANCE_FIELDS = ("id", "sample", "num_tokens", "extracted_answer")
+
+# (completions, gold answers) -> one GradeResult per completion, in order.
+Grader = Callable[[Sequence[str], Sequence[str]], list[GradeResult]]
+
+
+class ProblemFileError(ValueError):
+    """A problems file that is missing or has a bad line (the message names file:line)."""
+
+
+class SettingsError(ValueError):
+    """Distillation settings that cannot work (the message names the flag)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillSettings:
+    """Everything that decides the records, given the teacher and the problems.
+
+    Attributes:
+        prompt_template, chat_template: how a problem becomes the teacher's prompt
+            (``reasonrl.data.prompts``); the chat template is also the one to train with.
+        num_samples: teacher samples per problem (n).
+        temperature, top_p, top_k, max_new_tokens: sampling (see ``sampling.generate``).
+        seed: PRNG seed of the sampler.
+        batch_size: problems per ``generate`` call (each with ``num_samples`` rows).
+        select: selection strategy, see :mod:`reasonrl.synthetic.selection`.
+        keep_per_problem: samples a ranking strategy keeps per problem.
+        drop_truncated: discard samples that hit ``max_new_tokens`` even when graded correct.
+        prompt_field, response_field: output field names of the user and assistant turns.
+    """
+
+    prompt_template: str = "r1"
+    chat_template: str = "chatml"
+    num_samples: int = 8
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = 0
+    max_new_tokens: int = 2048
+    seed: int = 0
+    batch_size: int = 8
+    select: str = "all"
+    keep_per_problem: int = 1
+    drop_truncated: bool = True
+    prompt_field: str = "question"
+    response_field: str = "answer"
+
+    def __post_init__(self):
+        for name in ("num_samples", "batch_size", "keep_per_problem", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise SettingsError(f"need --temperature >= 0, --top_k >= 0 and 0 < --top_p <= 1; "
+                                f"got {self.temperature}, {self.top_k}, {self.top_p}")
+        if self.prompt_template not in prompts.PROMPT_TEMPLATES:
+            raise SettingsError(f"--prompt_template: unknown {self.prompt_template!r}; known: "
+                                f"{sorted(prompts.PROMPT_TEMPLATES)}")
+        if self.chat_template not in data_lib.CHAT_TEMPLATES:
+            raise SettingsError(f"--chat_template: unknown {self.chat_template!r}; known: "
+                                f"{sorted(data_lib.CHAT_TEMPLATES)}")
+        fields = (self.prompt_field, self.response_field)
+        if not all(fields) or len(set(fields)) != 2 or set(fields) & set(PROVENANCE_FIELDS):
+            raise SettingsError(f"--prompt_field and --response_field must be two different "
+                                f"non-empty names, not among {list(PROVENANCE_FIELDS)}; got "
+                                f"{self.prompt_field!r}, {self.response_field!r}")
+        make_selector(self.select)  # raises SelectionError on a bad --select
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchOutcome:
+    """One batch of problems, distilled.
+
+    Attributes:
+        index: the batch's position in the run (problems[index * batch_size:...]).
+        problems: its problems.
+        candidates: every graded sample, row = problem * num_samples + sample.
+        records: the SFT records kept, by problem then sample index.
+    """
+
+    index: int
+    problems: list[Problem]
+    candidates: list[Candidate]
+    records: list[dict]
+
+    def counts(self) -> dict:
+        """The per-batch counts the state file and summary use."""
+        kept_ids = {record["id"] for record in self.records}
+        return {
+            "problems": len(self.problems), "samples": len(self.candidates),
+            "correct": sum(candidate.correct for candidate in self.candidates),
+            "truncated": sum(c.finish_reason == "length" for c in self.candidates),
+            "kept": len(self.records),
+            "kept_tokens": sum(record["num_tokens"] for record in self.records),
+            "problems_with_kept": len(kept_ids)}
+
+
+# --------------------------------------------------------------------------- problems
+
+
+def _line_problem(path: Path, number: int, record, problem_field: str, answer_field: str,
+                  id_field: str | None) -> Problem:
+    where = f"{path}:{number}"
+    if not isinstance(record, dict):
+        raise ProblemFileError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    fields = [(problem_field, "--problem_field"), (answer_field, "--answer_field")]
+    fields += [(id_field, "--id_field")] if id_field else []
+    for name, flag in fields:
+        if name not in record:
+            raise ProblemFileError(f"{where}: no field {name!r} (it has {sorted(record)}); "
+                                   f"set {flag}")
+    problem, answer = record[problem_field], record[answer_field]
+    if not isinstance(problem, str) or not problem.strip():
+        raise ProblemFileError(f"{where}: field {problem_field!r} must be a non-empty string")
+    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+        raise ProblemFileError(f"{where}: field {answer_field!r} must be a string or a number, "
+                               f"got {type(answer).__name__}")
+    problem_id = record[id_field] if id_field else number
+    if isinstance(problem_id, bool) or not isinstance(problem_id, (str, int)):
+        raise ProblemFileError(f"{where}: field {id_field!r} must be a string or an integer")
+    return Problem(id=str(problem_id), problem=problem, answer=str(answer))
+
+
+def load_problem_file(path: str | Path, *, problem_field: str = "problem",
+                      answer_field: str = "answer", id_field: str | None = None) -> list[Problem]:
+    """Problems of a JSONL file, one object per non-blank line, in file order.
+
+    A problem's id is its ``id_field`` value, or without one its 1-based line number.
+
+    Raises:
+        ProblemFileError: naming ``path:line`` for a line that is not a JSON object, lacks a
+            field or has a field of the wrong type, or repeats an id; or a missing/empty file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ProblemFileError(f"--problems: file not found: {str(path)!r}")
+    problems, first_line = [], {}
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+            raise ProblemFileError(f"{path}:{number}: not a JSON line ({error})") from None
+        problem = _line_problem(path, number, record, problem_field, answer_field, id_field)
+        if problem.id in first_line:
+            raise ProblemFileError(f"{path}:{number}: id {problem.id!r} repeats line "
+                                   f"{first_line[problem.id]}")
+        first_line[problem.id] = number
+        problems.append(problem)
+    if not problems:
+        raise ProblemFileError(f"{path}: no problems (the file is empty)")
+    return problems
+
+
+def problems_digest(problems: Sequence[Problem]) -> str:
+    """sha256 over the ids, statements and answers: detects an edited problems file on resume."""
+    digest = hashlib.sha256()
+    for problem in problems:
+        digest.update(json.dumps([problem.id, problem.problem, problem.answer]).encode())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def stable_hash(text: str) -> int:
+    """A 31-bit hash of ``text``, the same in every process (as the eval runner's)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def batch_rng(seed: int, first_problem_id: str) -> jax.Array:
+    """The PRNG key of the batch that starts with ``first_problem_id``."""
+    return jax.random.fold_in(jax.random.key(seed), stable_hash(first_problem_id))
+
+
+def problem_batches(problems: Sequence[Problem], batch_size: int) -> list[list[Problem]]:
+    """Fixed consecutive chunks of ``batch_size`` problems (the last may be shorter)."""
+    return [list(problems[start:start + batch_size])
+            for start in range(0, len(problems), batch_size)]
+
+
+def sft_prompt(problem: str, prompt_template: str) -> str:
+    """The user turn the teacher saw for ``problem`` (its system message, if any, is not here)."""
+    messages = prompts.get_prompt_template(prompt_template).messages(problem)
+    return next(message["content"] for message in reversed(messages)
+                if message["role"] == "user")
+
+
+def system_prompt(prompt_template: str) -> str | None:
+    """The template's system message, to set as the sft spec's ``system_prompt``; or None."""
+    messages = prompts.get_prompt_template(prompt_template).messages("")
+    return next((m["content"] for m in messages if m["role"] == "system"), None)
+
+
+def _sample(config, params, tokenizer, batch: Sequence[Problem], settings: DistillSettings):
+    """(completion texts, GenerationResult); row = problem * num_samples + sample."""
+    prompt_tokens = [
+        prompts.prompt_token_ids(problem.problem, prompt_template=settings.prompt_template,
+                                 chat_template=settings.chat_template, tokenizer=tokenizer)
+        for problem in batch]
+    result = sampling.generate(
+        config, params, prompt_tokens, max_new_tokens=settings.max_new_tokens,
+        rng=batch_rng(settings.seed, batch[0].id), temperature=settings.temperature,
+        top_p=settings.top_p, top_k=settings.top_k, num_samples=settings.num_samples,
+        stop_tokens=prompts.stop_token_ids(tokenizer, settings.chat_template),
+        pad_id=tokenizer.pad_id)
+    texts = []
+    for tokens, length, reason in zip(result.tokens, result.lengths, result.finish_reasons):
+        end = int(length) - (1 if reason == "stop" else 0)  # a final stop token is not text
+        texts.append(tokenizer.decode([int(token) for token in tokens[:end]]))
+    return texts, result
+
+
+def _candidates(batch, texts, result, grades, num_samples) -> list[Candidate]:
+    return [Candidate(problem_id=batch[row // num_samples].id, sample=row % num_samples,
+                      completion=text, num_tokens=int(result.lengths[row]),
+                      finish_reason=str(result.finish_reasons[row]), answer=grade.answer,
+                      correct=bool(grade.correct), status=str(grade.status))
+            for row, (text, grade) in enumerate(zip(texts, grades))]
+
+
+def _record(problem: Problem, candidate: Candidate, settings: DistillSettings) -> dict:
+    prefix = prompts.get_prompt_template(settings.prompt_template).assistant_prefix
+    return {settings.prompt_field: sft_prompt(problem.problem, settings.prompt_template),
+            settings.response_field: prefix + candidate.completion,
+            "id": problem.id, "sample": candidate.sample, "num_tokens": candidate.num_tokens,
+            "extracted_answer": candidate.answer}
+
+
+def select_records(batch: Sequence[Problem], candidates: Sequence[Candidate],
+                   settings: DistillSettings, selector=None) -> list[dict]:
+    """The SFT records of a graded batch: correct (and, if asked, finished) samples, selected."""
+    selector = selector or make_selector(settings.select)
+    n = settings.num_samples
+    records = []
+    for index, problem in enumerate(batch):
+        eligible = [candidate for candidate in candidates[index * n:(index + 1) * n]
+                    if candidate.correct
+                    and not (settings.drop_truncated and candidate.finish_reason == "length")]
+        kept = selector(problem.problem, eligible, settings.keep_per_problem) if eligible else []
+        records += [_record(problem, candidate, settings)
+                    for candidate in sorted(kept, key=lambda candidate: candidate.sample)]
+    return records
+
+
+def distill_batches(config: models.ModelConfig, params, tokenizer: data_lib.Tokenizer,
+                    problems: Sequence[Problem], settings: DistillSettings, *,
+                    grader: Grader | None = None, start_batch: int = 0) -> Iterator[BatchOutcome]:
+    """Samples, grades and selects batch after batch (see :func:`distill`).
+
+    Args:
+        start_batch: skip the batches before it (resumption); later batches are unchanged.
+        grader: default ``rewards.grade_batch`` with its default workers and timeout.
+    """
+    grader = grader or rewards.grade_batch
+    selector = make_selector(settings.select)
+    n = settings.num_samples
+    for index, batch in enumerate(problem_batches(problems, settings.batch_size)):
+        if index < start_batch:
+            continue
+        texts, result = _sample(config, params, tokenizer, batch, settings)
+        grades = grader(texts, [problem.answer for problem in batch for _ in range(n)])
+        candidates = _candidates(batch, texts, result, grades, n)
+        yield BatchOutcome(index, batch, candidates,
+                           select_records(batch, candidates, settings, selector))
+
+
+def distill(config: models.ModelConfig, params, tokenizer: data_lib.Tokenizer,
+            problems: Sequence[Problem], settings: DistillSettings = DistillSettings(), *,
+            grader: Grader | None = None) -> Iterator[dict]:
+    """SFT records distilled from a loaded teacher, in problem order, then sample order.
+
+    Args:
+        config, params: the teacher (e.g. from ``models.load_hf_checkpoint``), on any mesh.
+        tokenizer: the teacher's tokenizer.
+        problems: ``rewards.Problem`` s (ids unique; see :func:`load_problem_file`).
+        grader: (completions, golds) -> GradeResults; default ``rewards.grade_batch``.
+
+    Yields:
+        ``{prompt_field: str, response_field: str, "id": str, "sample": int,
+        "num_tokens": int, "extracted_answer": str | None}`` per kept sample.
+    """
+    for outcome in distill_batches(config, params, tokenizer, problems, settings, grader=grader):
+        yield from outcome.records
+
+
+# --------------------------------------------------------------------------- resumable run
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillJob:
+    """A whole run: teacher, problem source and settings (stored with the output, checked on
+    resume). Exactly one of ``problems`` (a JSONL path) and ``benchmark`` is set."""
+
+    teacher: str
+    tokenizer: str
+    settings: DistillSettings
+    problems: str | None = None
+    benchmark: str | None = None
+    problem_field: str = "problem"
+    answer_field: str = "answer"
+    id_field: str | None = None
+    limit: int = 0
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if (self.problems is None) == (self.benchmark is None):
+            raise SettingsError("give exactly one of --problems and --benchmark")
+        if self.benchmark is not None and self.benchmark not in rewards.BENCHMARK_NAMES:
+            raise SettingsError(f"--benchmark: unknown {self.benchmark!r}; known: "
+                                f"{list(rewards.BENCHMARK_NAMES)}")
+
+    def load_problems(self) -> list[Problem]:
+        """The run's problems: the first ``limit`` (all for limit <= 0) of the source."""
+        if self.benchmark is not None:
+            problems = rewards.load_benchmark(self.benchmark)
+        else:
+            problems = load_problem_file(self.problems, problem_field=self.problem_field,
+                                         answer_field=self.answer_field, id_field=self.id_field)
+        return problems[:self.limit] if self.limit > 0 else problems
+
+    def stored_config(self, problems: Sequence[Problem]) -> dict:
+        """Flag name -> value of everything that decides the output."""
+        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                  if field.name != "settings"}
+        return {**fields, **dataclasses.asdict(self.settings),
+                "problems_sha256": problems_digest(problems)}
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeSettings:
+    """Settings that do not change the output (not compared on resume)."""
+
+    mesh_shape: tuple[int, int, int] = (1, -1, 1)
+    grader_workers: int | None = None
+    grader_timeout_s: float = rewards.DEFAULT_TIMEOUT_S
+
+
+def _load_teacher(job: DistillJob, runtime: RuntimeSettings):
+    mesh = parallel.make_mesh(runtime.mesh_shape)
+    logging.info("loading teacher %s on mesh %s", job.teacher, dict(mesh.shape))
+    config, params = models.load_hf_checkpoint(job.teacher, mesh=mesh,
+                                               dtype=jnp.dtype(job.dtype))
+    return config, params, data_lib.load_tokenizer(job.tokenizer)
+
+
+def run_distill(job: DistillJob, output: str | Path,
+                runtime: RuntimeSettings = RuntimeSettings(), *,
+                grader: Grader | None = None) -> dict:
+    """Writes (or resumes) ``output`` and ``output.summary.json``; returns the summary.
+
+    ``grader`` defaults to ``rewards.grade_batch`` with the runtime's workers and timeout.
+
+    Raises:
+        ProblemFileError, SettingsError: bad input or settings.
+        distill_store.ConfigMismatchError: ``output`` was made with other settings.
+        distill_store.OutputError: ``output`` exists but is not a resumable distillation output.
+    """
+    output = Path(output)
+    problems = job.load_problems()
+    entries = distill_store.open_output(output, job.stored_config(problems))
+    batches = problem_batches(problems, job.settings.batch_size)
+    logging.info("%d problems in %d batches, %d already done", len(problems), len(batches),
+                 len(entries))
+    if len(entries) < len(batches):
+        config, params, tokenizer = _load_teacher(job, runtime)
+        grader = grader or functools.partial(
+            rewards.grade_batch, num_workers=runtime.grader_workers,
+            timeout_s=runtime.grader_timeout_s)
+        for outcome in distill_batches(config, params, tokenizer, problems, job.settings,
+                                       grader=grader, start_batch=len(entries)):
+            entries.append(distill_store.append_batch(output, outcome.index, outcome.records,
+                                                      outcome.counts()))
+            logging.info("batch %d/%d: kept %d records", outcome.index + 1, len(batches),
+                         len(outcome.records))
+    summary = {**distill_store.summarize(entries), "output": str(output),
+               "select": job.settings.select,
+               "sft_system_prompt": system_prompt(job.settings.prompt_template)}
+    distill_store.write_summary(output, summary)
+    return summary
+
+
+# --------------------------------------------------------------------------- command line
+
+FLAGS = flags.FLAGS
+_DEFAULTS = DistillSettings()
+
+
+def define_flags() -> None:
+    """The absl flags of ``python -m reasonrl.synthetic.distill``."""
+    flags.DEFINE_string("teacher", None, "Hugging Face checkpoint directory, stage directory or "
+                        "reasonrl workdir (its last finished stage's export/).", required=True)
+    flags.DEFINE_string("tokenizer", None, "Tokenizer file or directory; default: the teacher "
+                        "checkpoint directory.")
+    flags.DEFINE_string("problems", None, "JSONL file of problems (or use --benchmark).")
+    flags.DEFINE_enum("benchmark", None, list(rewards.BENCHMARK_NAMES),
+                      "Vendored benchmark to take the problems from (instead of --problems).")
+    flags.DEFINE_string("problem_field", "problem", "--problems field holding the statement.")
+    flags.DEFINE_string("answer_field", "answer", "--problems field holding the gold answer.")
+    flags.DEFINE_string("id_field", None, "--problems field holding a unique id; default: the "
+                        "line number.")
+    flags.DEFINE_string("output", None, "SFT JSONL to write; rerun to resume. Also writes "
+                        "OUTPUT.state.jsonl and OUTPUT.summary.json.", required=True)
+    flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples, "Teacher samples per problem.")
+    flags.DEFINE_float("temperature", _DEFAULTS.temperature, "Sampling temperature; 0 = greedy.")
+    flags.DEFINE_float("top_p", _DEFAULTS.top_p, "Nucleus sampling threshold; 1 = off.")
+    flags.DEFINE_integer("top_k", _DEFAULTS.top_k, "Top-k filtering; 0 = off.")
+    flags.DEFINE_integer("max_new_tokens", _DEFAULTS.max_new_tokens,
+                         "Generated tokens per sample at most (raise for long reasoning).")
+    flags.DEFINE_enum("prompt_template", _DEFAULTS.prompt_template,
+                      sorted(prompts.PROMPT_TEMPLATES), "How a problem becomes the prompt.")
+    flags.DEFINE_enum("chat_template", _DEFAULTS.chat_template, sorted(data_lib.CHAT_TEMPLATES),
+                      "Chat template of the teacher's prompts (use it for the sft task too).")
+    flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size,
+                         "Problems per generate call (each with num_samples rows).")
+    flags.DEFINE_integer("seed", _DEFAULTS.seed, "PRNG seed of the sampler.")
+    flags.DEFINE_integer("limit", 0, "Use only the first N problems (0 = all).")
+    flags.DEFINE_string("select", _DEFAULTS.select, "Which correct samples to keep: all, "
+                        "shortest, longest or scorer:pkg.module:function (higher is better).")
+    flags.DEFINE_integer("keep_per_problem", _DEFAULTS.keep_per_problem,
+                         "Samples kept per problem by shortest/longest/scorer.")
+    flags.DEFINE_bool("drop_truncated", _DEFAULTS.drop_truncated,
+                      "Discard correct samples that hit --max_new_tokens.")
+    flags.DEFINE_string("prompt_field", _DEFAULTS.prompt_field, "Output field of the user turn.")
+    flags.DEFINE_string("response_field", _DEFAULTS.response_field,
+                        "Output field of the assistant turn.")
+    flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Parameter dtype on load.")
+    flags.DEFINE_integer("mesh_data", 1, "Mesh 'data' axis size (-1 = fill the devices).")
+    flags.DEFINE_integer("mesh_fsdp", -1, "Mesh 'fsdp' axis size (-1 = fill the devices).")
+    flags.DEFINE_integer("mesh_tensor", 1, "Mesh 'tensor' axis size (-1 = fill the devices).")
+    flags.DEFINE_integer("grader_workers", None, "Grader processes (default: the grader's).")
+    flags.DEFINE_float("grader_timeout_s", rewards.DEFAULT_TIMEOUT_S,
+                       "Hard time limit of one answer-equivalence check.")
+
+
+def job_from_flags() -> DistillJob:
+    """The parsed flags as a job (checkpoint and tokenizer paths made absolute)."""
+    settings = DistillSettings(**{field.name: FLAGS[field.name].value
+                                  for field in dataclasses.fields(DistillSettings)})
+    try:
+        teacher = exports.resolve_checkpoint(FLAGS.teacher).absolute()
+    except exports.CheckpointNotFoundError as error:  # its message names --checkpoint
+        raise SettingsError(str(error).replace("--checkpoint", "--teacher", 1)) from None
+    tokenizer = Path(FLAGS.tokenizer).absolute() if FLAGS.tokenizer else teacher
+    if not tokenizer.exists():
+        raise SettingsError(f"--tokenizer: not found: {str(tokenizer)!r}")
+    return DistillJob(
+        teacher=str(teacher), tokenizer=str(tokenizer), settings=settings,
+        problems=str(Path(FLAGS.problems).absolute()) if FLAGS.problems else None,
+        benchmark=FLAGS.benchmark, problem_field=FLAGS.problem_field,
+        answer_field=FLAGS.answer_field, id_field=FLAGS.id_field, limit=FLAGS.limit,
+        dtype=FLAGS.dtype)
+
+
+# Errors that are the user's input, reported in one message with exit code 2.
+USER_ERRORS = (ProblemFileError, SettingsError, SelectionError, distill_store.OutputError,
+               parallel.MeshError)
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"FATAL: {message}\n")
+    sys.exit(2)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, but a bad flag exits with status 2 (absl's own exits with 1)."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        _fail(f"flags: {error}".replace("\n", " "))
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {argv[1:]}")
+    try:
+        job = job_from_flags()
+        runtime = RuntimeSettings(mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor),
+                                  grader_workers=FLAGS.grader_workers,
+                                  grader_timeout_s=FLAGS.grader_timeout_s)
+        summary = run_distill(job, FLAGS.output, runtime)
+    except USER_ERRORS as error:
+        _fail(str(error))
+    print(json.dumps(summary, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main, flags_parser=_parse_flags)

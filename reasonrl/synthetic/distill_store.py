@@ -1,0 +1,161 @@
+"""The resumable output of a distillation run: the SFT JSONL plus a sidecar state file.
+
+Next to ``OUT.jsonl`` the run keeps ``OUT.jsonl.state.jsonl``:
+
+* line 1: ``{"config": {...}}``, every setting that decides the output (written once,
+  atomically, before any record); a rerun with other settings is refused
+  (:class:`ConfigMismatchError`) instead of mixing two runs in one file.
+* then one line per finished batch, in batch order: its counts (problems, samples, correct,
+  truncated, kept records, kept tokens, problems with a kept record) and ``output_bytes``, the
+  size of ``OUT.jsonl`` once the batch's records were written and fsync-ed.
+
+A batch's records are written (and fsync-ed) before its state line, so on restart
+:func:`open_output` cuts ``OUT.jsonl`` back to the last recorded ``output_bytes``: records of a
+batch that has no state line yet are dropped and that batch is generated again, with the same
+inputs and PRNG key, so a resumed run ends byte-identical to an uninterrupted one. Problems
+with no kept record leave no line in ``OUT.jsonl``; the state file is what remembers them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+STATE_SUFFIX = ".state.jsonl"
+SUMMARY_SUFFIX = ".summary.json"
+# Per-batch counts a state line carries (summed into the summary).
+COUNT_FIELDS = ("problems", "samples", "correct", "truncated", "kept", "kept_tokens",
+                "problems_with_kept")
+
+
+class OutputError(ValueError):
+    """The output file and its state file do not describe a run that can be resumed."""
+
+
+class ConfigMismatchError(OutputError):
+    """The output was made with different settings."""
+
+
+def state_path(output: Path) -> Path:
+    return output.with_name(output.name + STATE_SUFFIX)
+
+
+def summary_path(output: Path) -> Path:
+    return output.with_name(output.name + SUMMARY_SUFFIX)
+
+
+def _fsync_append(path: Path, data: bytes) -> int:
+    """Appends ``data``, flushes and fsyncs; returns the file's new size."""
+    with open(path, "ab") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+        return handle.tell()
+
+
+def _truncate(path: Path, size: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+        os.fsync(handle.fileno())
+
+
+def _start(output: Path, config: dict) -> list[dict]:
+    """A fresh run: an empty output and a state file holding only the config."""
+    if output.is_file() and output.stat().st_size:
+        raise OutputError(f"{output} exists but has no {state_path(output).name} (not written "
+                          f"by a distillation run?); delete it or choose another --output")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = state_path(output).with_suffix(".tmp")
+    temporary.write_text(json.dumps({"config": config}, sort_keys=True) + "\n")
+    os.replace(temporary, state_path(output))
+    output.write_bytes(b"")
+    return []
+
+
+def _read_state(path: Path) -> tuple[dict, list[dict]]:
+    """(config, finished batch entries); a torn last line is cut off the file."""
+    data = path.read_bytes()
+    complete = data[:data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        _truncate(path, len(complete))
+    lines = [line for line in complete.split(b"\n") if line.strip()]
+    try:
+        header, entries = json.loads(lines[0])["config"], [json.loads(line) for line in lines[1:]]
+    except (IndexError, KeyError, ValueError):
+        raise OutputError(f"{path} is not a distillation state file; delete it and the output "
+                          f"to start over") from None
+    for index, entry in enumerate(entries):
+        if entry.get("batch") != index:
+            raise OutputError(f"{path}:{index + 2}: expected batch {index}, got "
+                              f"{entry.get('batch')!r}")
+    return header, entries
+
+
+def _check_config(output: Path, stored: dict, config: dict) -> None:
+    diffs = [(key, stored.get(key), config.get(key)) for key in sorted(set(stored) | set(config))
+             if stored.get(key) != config.get(key)]
+    if diffs:
+        lines = "\n".join(f"  --{key}: stored {old!r}, now {new!r}" for key, old, new in diffs)
+        raise ConfigMismatchError(
+            f"{output} was made with different settings; rerun with the stored values or "
+            f"choose another --output:\n{lines}")
+
+
+def open_output(output: Path, config: dict) -> list[dict]:
+    """Starts or resumes ``output``; returns the state entries of its finished batches.
+
+    Raises:
+        ConfigMismatchError: the stored config differs from ``config`` (every difference named).
+        OutputError: the output exists without a state file, or is shorter than recorded.
+    """
+    output = Path(output)
+    state = state_path(output)
+    if not state.is_file() or b"\n" not in state.read_bytes():  # none, or a torn header
+        return _start(output, config)
+    stored, entries = _read_state(state_path(output))
+    _check_config(output, stored, config)
+    end = entries[-1]["output_bytes"] if entries else 0
+    size = output.stat().st_size if output.is_file() else -1
+    if size < end:
+        raise OutputError(f"{output} holds {max(size, 0)} bytes but its state records {end}; "
+                          f"delete it and {state_path(output).name} to start over")
+    if size > end:  # records of a batch whose state line was never written
+        _truncate(output, end)
+    return entries
+
+
+def append_batch(output: Path, batch: int, records: Iterable[dict], counts: dict) -> dict:
+    """Writes one batch's records, then its state line; returns that state entry."""
+    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    size = _fsync_append(output, text.encode("utf-8"))
+    entry = {"batch": batch, **{name: counts[name] for name in COUNT_FIELDS},
+             "output_bytes": size}
+    _fsync_append(state_path(output), (json.dumps(entry, sort_keys=True) + "\n").encode())
+    return entry
+
+
+def summarize(entries: Iterable[dict]) -> dict:
+    """Totals over the state entries: the run's summary (no timings, so resumes agree)."""
+    totals = {name: 0 for name in COUNT_FIELDS}
+    for entry in entries:
+        for name in COUNT_FIELDS:
+            totals[name] += entry[name]
+    samples, kept = totals["samples"], totals["kept"]
+    return {
+        "problems": totals["problems"],
+        "samples": samples,
+        "correct": totals["correct"],
+        "correct_fraction": totals["correct"] / samples if samples else 0.0,
+        "truncated": totals["truncated"],
+        "kept_records": kept,
+        "problems_with_kept": totals["problems_with_kept"],
+        "mean_kept_tokens": totals["kept_tokens"] / kept if kept else 0.0,
+    }
+
+
+def write_summary(output: Path, summary: dict) -> Path:
+    path = summary_path(Path(output))
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return path

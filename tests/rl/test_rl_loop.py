@@ -1,0 +1,149 @@
+"""The RL loop end to end on a tiny random model: metrics, first-update identities, resume,
+dynamic sampling and config errors."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from reasonrl import data as data_lib
+from reasonrl import models
+from reasonrl.rl.trainer import read_rollout_metrics, run_rl_stage
+from reasonrl.synthetic import arithmetic
+from reasonrl.train import job_config, stage_config
+from reasonrl.train.config import JobConfigError, validate_job
+from reasonrl.train.job import run_job
+from tests.train.stages import TINY_MODEL
+
+
+@pytest.fixture(scope="module")
+def addition(tmp_path_factory):
+    """(files of a small addition dataset, a tokenizer trained on it, its path)."""
+    files = arithmetic.write_addition_dataset(tmp_path_factory.mktemp("addition"), train=400,
+                                              test=20, preference_pairs=10)
+    path = data_lib.train_sentencepiece(str(files["corpus"]), str(tmp_path_factory.mktemp("tok")),
+                                        vocab_size=278)
+    return files, data_lib.load_tokenizer(path), path
+
+
+def rl_stage(files, **rl_overrides):
+    stage = stage_config()
+    stage.loop = "rl"
+    stage.mesh.update(data=2, fsdp=2, tensor=2)  # 8 rows per rollout, 4 per update
+    stage.model.preset = "tiny-qwen3"
+    stage.model.overrides = dict(TINY_MODEL, max_position_embeddings=64)
+    stage.data = dict(source=dict(type="jsonl", path=str(files["sft_train"])))
+    stage.eval_data = dict(source=dict(type="jsonl", path=str(files["test"])))
+    stage.objective.update(name="policy_gradient", kl_coef=0.04,
+                           loss_aggregation="seq_mean_token_mean")
+    stage.rl.update(group_size=4, max_new_tokens=4, num_minibatches=2, eval_size=4)
+    stage.rl.update(**rl_overrides)
+    stage.optimizer.update(learning_rate=1e-2, schedule="constant", warmup_steps=0)
+    stage.train.update(steps=3, batch_size=2, seq_len=36, log_every=1, eval_every=2,
+                       checkpoint_every=1, keep_checkpoints=5, async_checkpointing=False)
+    return stage
+
+
+def _records(workdir):
+    with open(workdir / "metrics.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_rl_job_logs_rollout_and_update_health(addition, tmp_path):
+    files, _, tokenizer_path = addition
+    config = job_config()
+    config.tokenizer.path = tokenizer_path
+    config.stages.rl = rl_stage(files)
+    result = run_job(config, tmp_path)
+    workdir = tmp_path / "rl"
+    assert result.stages["rl"].steps == 3
+    assert (workdir / "export" / "config.json").is_file()
+    assert (workdir / "learning_curve.png").stat().st_size > 0
+
+    rollouts = read_rollout_metrics(workdir / "metrics.jsonl")
+    assert sorted(rollouts) == [0, 1, 2, 3]  # step 0: the eval before training
+    assert "eval/accuracy" in rollouts[0] and "eval/accuracy" in rollouts[2]
+    for step in (1, 2, 3):
+        record = rollouts[step]
+        for key in ("rollout/reward", "rollout/accuracy", "rollout/response_length",
+                    "rollout/truncated_fraction", "rollout/reward_correctness",
+                    "time/sample_s", "time/update_s", "time/overhead_ratio"):
+            assert key in record, key
+        assert 0 <= record["rollout/accuracy"] <= 1
+        assert record["step"] == step * 2  # two optimizer updates per rollout step
+
+    updates = [r for r in _records(workdir) if "train/loss" in r]
+    assert [r["step"] for r in updates] == list(range(6))
+    first = updates[0]
+    # Update 1 of a rollout: pi_old was scored with these very params, the reference is the
+    # initial params and the sampler drew from them: ratio 1, KL 0, sampler gap ~0.
+    assert first["train/ratio_min"] == pytest.approx(1.0, abs=1e-5)
+    assert first["train/ratio_max"] == pytest.approx(1.0, abs=1e-5)
+    assert abs(first["train/kl"]) < 1e-6
+    assert first["train/sampler_logprob_abs_diff"] < 1e-4
+    for key in ("train/clip_fraction_low", "train/clip_fraction_high", "train/entropy",
+                "train/grad_norm"):
+        assert np.isfinite(first[key]), key
+    # Update 2 follows an optimizer step on the same rollout: the params moved.
+    second = updates[1]
+    assert second["train/ratio_max"] - second["train/ratio_min"] > 1e-6
+
+
+def test_rl_stage_resumes_exactly(addition, tmp_path):
+    files, tokenizer, _ = addition
+    stage = rl_stage(files, eval_size=0)
+    stage.train.steps = 4
+
+    def final_params(workdir):
+        result = run_rl_stage(stage, workdir, tokenizer=tokenizer)
+        assert result.steps == 4
+        _, params = models.load_hf_checkpoint(result.export_dir)
+        return params, read_rollout_metrics(workdir / "metrics.jsonl")
+
+    straight, straight_metrics = final_params(tmp_path / "straight")
+    interrupted = tmp_path / "interrupted"
+    first = run_rl_stage(stage, interrupted, tokenizer=tokenizer, max_steps=2)
+    assert first.steps == 2 and first.export_dir is None
+    resumed, resumed_metrics = final_params(interrupted)
+    assert jax.tree.all(jax.tree.map(lambda a, b: np.array_equal(a, b), straight, resumed))
+    for step in (1, 2, 3, 4):
+        for key in ("rollout/reward", "rollout/response_length"):
+            assert straight_metrics[step][key] == resumed_metrics[step][key]
+
+
+def test_dynamic_sampling_drops_uninformative_groups(addition, tmp_path):
+    files, tokenizer, _ = addition
+    stage = rl_stage(files, dynamic_sampling=True, max_rollout_rounds=2, eval_size=0)
+    stage.train.steps = 1
+    run_rl_stage(stage, tmp_path, tokenizer=tokenizer)
+    record = read_rollout_metrics(tmp_path / "metrics.jsonl")[1]
+    assert record["rollout/rounds"] <= 2
+    assert record["rollout/groups_seen"] == 2 * record["rollout/rounds"]
+    assert record["rollout/groups_kept"] + record["rollout/groups_dropped"] == \
+        record["rollout/groups_seen"] or record["rollout/groups_kept"] == 2
+    updates = [r for r in _records(tmp_path) if "train/loss" in r]
+    assert all(np.isfinite(r["train/loss"]) for r in updates)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.rl.__setattr__("advantage", "ppo"), r"stages\.rl\.rl\.advantage: 'ppo'"),
+    (lambda s: s.rl.__setattr__("num_minibatches", 3),
+     r"stages\.rl\.rl\.num_minibatches: 8 rollout rows .* do not split into 3"),
+    (lambda s: s.train.__setattr__("seq_len", 4), r"stages\.rl\.train\.seq_len: 4 leaves no room"),
+    (lambda s: s.__setattr__("loop", "supervised"),
+     r"stages\.rl\.loop: objective 'policy_gradient' trains in the 'rl' loop"),
+    (lambda s: s.objective.__setattr__("temperature", 0.7),
+     r"stages\.rl\.objective\.temperature: is taken from rl\.temperature"),
+    (lambda s: s.rl.__setattr__("reward", "vibes"), r"stages\.rl\.rl\.reward: 'vibes'"),
+    (lambda s: s.rl.__setattr__("overlong_cache_length", 4),
+     r"stages\.rl\.rl\.overlong_cache_length: 4 must be below max_new_tokens=4"),
+])
+def test_rl_config_errors_name_the_field(addition, edit, message):
+    files, _, tokenizer_path = addition
+    config = job_config()
+    config.tokenizer.path = tokenizer_path
+    config.stages.rl = rl_stage(files)
+    edit(config.stages.rl)
+    with pytest.raises(JobConfigError, match=message):
+        validate_job(config, num_devices=8)
