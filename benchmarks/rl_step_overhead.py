@@ -29,15 +29,13 @@ _JSON = flags.DEFINE_string("json_out", "", "also write the results to this file
 
 def main(argv):
     del argv
-    import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from configs import grpo
+    from reasonrl.paths import recipe
     from reasonrl.rl.trainer import read_rollout_metrics
     from reasonrl.train.job import run_job
 
-    config = grpo.get_config()
+    config = recipe("grpo").get_config()
     rl = config.stages.rl
     del config.stages["sft"]
     rl.model.init_from = ""

@@ -3,7 +3,7 @@
     python -m reasonrl.main --config=configs/grpo.py --workdir=runs/grpo
 
   1. a sentencepiece tokenizer on the synthetic addition corpus (digits split),
-  2. SFT a ~0.8M-parameter Qwen3-style decoder on "a+b=" -> sum (ChatML), briefly, so that it
+  2. SFT a ~0.8M-parameter Qwen3-style decoder on "a+b=" -> sum (plain template: "37+45=\\n" -> "82" + eos), briefly, so that it
      is right only part of the time,
   3. GRPO: 8 prompts x G=8 samples per step, reward = the math grader's verdict on the answer,
      group-normalised advantages, per-sequence token-mean loss, k3 KL to the SFT model.
@@ -35,7 +35,7 @@ def sft_stage(steps: int = 150):
     sft.model.overrides = ADDITION_MODEL
     sft.data = dict(
         source=dict(type="jsonl", path=addition_file("sft_train.jsonl")),
-        task=dict(type="sft", chat_template="chatml", prompt_field="question",
+        task=dict(type="sft", chat_template="plain", prompt_field="question",
                   response_field="answer"),
         packing=dict(type="first_fit", num_bins=16),
     )
@@ -54,11 +54,12 @@ def rl_stage(steps: int = 150):
     rl.eval_data = dict(source=dict(type="jsonl", path=addition_file("test.jsonl")))
     rl.objective.update(name="policy_gradient", clip_eps_low=0.2, clip_eps_high=0.2,
                         kl_coef=0.04, kl_estimator="k3", loss_aggregation="seq_mean_token_mean")
-    rl.rl.update(group_size=8, max_new_tokens=8, temperature=1.0, reward="math_correctness",
+    rl.rl.update(chat_template="plain", group_size=8, max_new_tokens=6, temperature=1.0,
+                 reward="math_correctness",
                  advantage="grpo", num_minibatches=2, update_epochs=1, eval_size=200)
     rl.optimizer.update(learning_rate=1e-3, schedule="constant", warmup_steps=0,
                         weight_decay=0.0)
-    rl.train.update(steps=steps, batch_size=8, seq_len=48, log_every=10, eval_every=25,
+    rl.train.update(steps=steps, batch_size=8, seq_len=24, log_every=10, eval_every=25,
                     checkpoint_every=25)
     return rl
 

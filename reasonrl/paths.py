@@ -15,3 +15,17 @@ def asset(*parts: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"reasonrl asset {path} is missing from this installation")
     return path
+
+
+def recipe(name: str):
+    """The module of configs/<name>.py, for a recipe that builds on another one:
+    `grpo = recipe("grpo"); config = grpo.get_config()` (works from any working directory)."""
+    import importlib.util
+
+    path = CONFIGS_DIR / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"no recipe {path}")
+    spec = importlib.util.spec_from_file_location(f"reasonrl_recipe_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -14,11 +14,9 @@ generation settings (they decide the chunks), so changing them needs a new outpu
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
-import jax
 import jax.numpy as jnp
 from absl import logging
 from tqdm import tqdm
@@ -27,6 +25,7 @@ from evals.common import report, store
 from reasonrl.data import prompts
 from reasonrl import data as data_lib
 from reasonrl import models, parallel, rewards, sampling
+from reasonrl.sampling.keys import batch_rng
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,16 +56,6 @@ class RuntimeSettings:
     mesh_shape: tuple[int, int, int] = (1, -1, 1)
     grader_workers: int | None = None
     grader_timeout_s: float = rewards.DEFAULT_TIMEOUT_S
-
-
-def stable_hash(text: str) -> int:
-    """A 31-bit hash of ``text`` that is the same in every process and Python version."""
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF
-
-
-def batch_rng(seed: int, first_problem_id: str) -> jax.Array:
-    """The PRNG key of the batch that starts with ``first_problem_id``."""
-    return jax.random.fold_in(jax.random.key(seed), stable_hash(first_problem_id))
 
 
 def select_problems(benchmark: str, limit: int) -> list[rewards.Problem]:

@@ -53,7 +53,6 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-import jax
 import jax.numpy as jnp
 from absl import app, flags, logging
 
@@ -61,6 +60,7 @@ from reasonrl import data as data_lib
 from reasonrl import models, parallel, rewards, sampling
 from reasonrl.data import prompts
 from reasonrl.rewards import GradeResult, Problem
+from reasonrl.sampling.keys import batch_rng
 from reasonrl.synthetic import distill_store
 from reasonrl.synthetic.selection import Candidate, SelectionError, make_selector
 from reasonrl.train import exports
@@ -228,16 +228,6 @@ def problems_digest(problems: Sequence[Problem]) -> str:
 
 
 # --------------------------------------------------------------------------- sampling
-
-
-def stable_hash(text: str) -> int:
-    """A 31-bit hash of ``text``, the same in every process (as the eval runner's)."""
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF
-
-
-def batch_rng(seed: int, first_problem_id: str) -> jax.Array:
-    """The PRNG key of the batch that starts with ``first_problem_id``."""
-    return jax.random.fold_in(jax.random.key(seed), stable_hash(first_problem_id))
 
 
 def problem_batches(problems: Sequence[Problem], batch_size: int) -> list[list[Problem]]:
