@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 
-from absl import app, flags
+from absl import app, flags, logging
 from bench_utils import machine_description, report
 
 _STEPS = flags.DEFINE_integer("steps", 12, "rollout steps to run")
@@ -30,6 +30,8 @@ _JSON = flags.DEFINE_string("json_out", "", "also write the results to this file
 def main(argv):
     del argv
     from pathlib import Path
+
+    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
 
     from reasonrl.paths import recipe
     from reasonrl.rl.trainer import read_rollout_metrics

@@ -29,7 +29,7 @@ def addition_file(name: str) -> str:
     return str(asset("synthetic", "addition", name))
 
 
-def sft_stage(steps: int = 150):
+def sft_stage(steps: int = 300):
     sft = stage_config()
     sft.model.preset = "tiny-qwen3"
     sft.model.overrides = ADDITION_MODEL
@@ -46,7 +46,7 @@ def sft_stage(steps: int = 150):
     return sft
 
 
-def rl_stage(steps: int = 150):
+def rl_stage(steps: int = 200):
     rl = stage_config()
     rl.model.init_from = "sft"
     rl.loop = "rl"
@@ -57,9 +57,11 @@ def rl_stage(steps: int = 150):
     rl.rl.update(chat_template="plain", group_size=8, max_new_tokens=6, temperature=1.0,
                  reward="math_correctness",
                  advantage="grpo", num_minibatches=2, update_epochs=1, eval_size=200)
-    rl.optimizer.update(learning_rate=1e-3, schedule="constant", warmup_steps=0,
+    # Adam moves every weight by ~lr per step whatever the gradient's size, and policy
+    # gradients on 128 samples are mostly noise: 3e-4 already undoes the SFT; 5e-5 learns.
+    rl.optimizer.update(learning_rate=5e-5, schedule="constant", warmup_steps=0,
                         weight_decay=0.0)
-    rl.train.update(steps=steps, batch_size=8, seq_len=24, log_every=10, eval_every=25,
+    rl.train.update(steps=steps, batch_size=16, seq_len=24, log_every=10, eval_every=25,
                     checkpoint_every=25)
     return rl
 

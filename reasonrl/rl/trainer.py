@@ -286,24 +286,29 @@ def read_rollout_metrics(metrics_file: str | Path) -> dict[int, dict[str, float]
 
 
 def plot_learning_curve(metrics_file: str | Path, png: str | Path) -> Path:
-    """Mean rollout reward and accuracy (and greedy eval accuracy, if logged) per rollout step."""
+    """Mean rollout reward per rollout step (raw and a 10-step moving average) and the greedy
+    eval accuracy, if logged."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     records = read_rollout_metrics(metrics_file)
-    steps = list(records)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key, label in (("rollout/reward", "mean reward"), ("rollout/accuracy", "accuracy"),
-                       ("eval/accuracy", "greedy eval accuracy")):
-        points = [(s, r[key]) for s, r in records.items() if key in r]
-        if points:
-            ax.plot(*zip(*points), label=label, marker="o" if key.startswith("eval") else None)
+    rewards = [(s, r["rollout/reward"]) for s, r in records.items() if "rollout/reward" in r]
+    if rewards:
+        steps, values = (np.asarray(x) for x in zip(*rewards))
+        ax.plot(steps, values, color="tab:blue", alpha=0.3, label="mean rollout reward")
+        window = min(10, len(values))
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], smooth, color="tab:blue", label=f"  {window}-step average")
+    evals = [(s, r["eval/accuracy"]) for s, r in records.items() if "eval/accuracy" in r]
+    if evals:
+        ax.plot(*zip(*evals), color="tab:green", marker="o", label="greedy eval accuracy")
+    ax.set_title(f"RL learning curve ({max(records, default=0)} rollout steps)")
     ax.set_xlabel("rollout step")
-    ax.set_title(f"RL learning curve ({len(steps)} steps)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
