@@ -56,7 +56,7 @@ def rl_stage(steps: int = 200):
                         kl_coef=0.04, kl_estimator="k3", loss_aggregation="seq_mean_token_mean")
     rl.rl.update(chat_template="plain", group_size=8, max_new_tokens=6, temperature=1.0,
                  reward="math_correctness",
-                 advantage="grpo", num_minibatches=2, update_epochs=1, eval_size=200)
+                 advantage="grpo", num_minibatches=2, update_epochs=1, eval_size=500)
     # Adam moves every weight by ~lr per step whatever the gradient's size, and policy
     # gradients on 128 samples are mostly noise: 3e-4 already undoes the SFT; 5e-5 learns.
     rl.optimizer.update(learning_rate=5e-5, schedule="constant", warmup_steps=0,

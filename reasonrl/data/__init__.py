@@ -6,11 +6,17 @@ Typical use:
     batches = make_pipeline(spec, tokenizer, batch_size=8, seq_len=512, seed=0)
     batch = next(batches)   # dict of int32 [8, 512]: tokens, targets, loss_mask,
                             #                         segment_ids, positions
+                            # (task "preference": one pair a row, see PairPacker)
     saved = iterator_state_to_bytes(batches)                # store with the model checkpoint
     restore_iterator_state(batches, saved)                  # ... and resume exactly there
 """
 
-from reasonrl.data.packing import PACKERS, ROW_FEATURES, ConcatThenSplitIterDataset
+from reasonrl.data.packing import (
+    PACKERS,
+    PAIR_ROW_FEATURES,
+    ROW_FEATURES,
+    ConcatThenSplitIterDataset,
+)
 from reasonrl.data.pipeline import (
     PipelineConfig,
     iterator_state_to_bytes,
@@ -30,7 +36,14 @@ from reasonrl.data.sources import (
     make_source,
 )
 from reasonrl.data.spec import SpecError
-from reasonrl.data.tasks import TASK_TYPES, PretrainTask, SftTask, next_token_features
+from reasonrl.data.tasks import (
+    PAIR_SIDES,
+    TASK_TYPES,
+    PreferenceTask,
+    PretrainTask,
+    SftTask,
+    next_token_features,
+)
 from reasonrl.data.tokenizer import (
     CHAT_SPECIAL_TOKENS,
     CHAT_TEMPLATES,
@@ -49,6 +62,8 @@ __all__ = [
     "CHAT_SPECIAL_TOKENS",
     "CHAT_TEMPLATES",
     "PACKERS",
+    "PAIR_ROW_FEATURES",
+    "PAIR_SIDES",
     "ROW_FEATURES",
     "SOURCE_TYPES",
     "TASK_TYPES",
@@ -61,6 +76,7 @@ __all__ = [
     "MalformedRecordWarning",
     "MissingSpecialTokenError",
     "PipelineConfig",
+    "PreferenceTask",
     "PretrainTask",
     "RecordSource",
     "RenderedChat",

@@ -20,6 +20,11 @@ Packers (`PACKERS`, chosen by spec.packing.type):
                      `num_bins` rows with room, so no document is split; documents longer than T
                      are truncated or dropped (`overlong`). Suits SFT.
   pad                One document per row, padded to T (truncated/dropped when longer).
+  pair               For the `preference` task (LAYOUT "pair"): one preference pair per row,
+                     each side padded to T on its own (see `PairPacker` for the row fields).
+
+Each packer's `LAYOUT` names what it takes: "document" (DocumentFeatures) or "pair"
+(PairFeatures); the pipeline checks it against the task's `LAYOUT`.
 """
 
 from __future__ import annotations
@@ -31,10 +36,14 @@ import grain
 import numpy as np
 
 from reasonrl.data.spec import spec_error
-from reasonrl.data.tasks import DocumentFeatures
+from reasonrl.data.tasks import PAIR_SIDES, DocumentFeatures, PairFeatures
 
 DOCUMENT_FEATURES = ("tokens", "targets", "loss_mask")
 ROW_FEATURES = (*DOCUMENT_FEATURES, "segment_ids", "positions")
+PAIR_ROW_FEATURES = (
+    *(f"{side}_{key}" for side in PAIR_SIDES for key in (*ROW_FEATURES, "last_index")),
+    "pair_mask",
+)
 
 
 def _empty_row(seq_len: int, pad_id: int) -> dict[str, np.ndarray]:
@@ -150,6 +159,8 @@ def _limit_length(
 class ConcatThenSplitPacker:
     """`{"type": "concat_then_split"}`."""
 
+    LAYOUT = "document"
+
     @dataclasses.dataclass(frozen=True)
     class Config:
         """No options."""
@@ -166,6 +177,8 @@ class ConcatThenSplitPacker:
 
 class FirstFitPacker:
     """`{"type": "first_fit", "num_bins": N, "overlong": "truncate" | "drop"}`."""
+
+    LAYOUT = "document"
 
     @dataclasses.dataclass(frozen=True)
     class Config:
@@ -211,6 +224,8 @@ def _rename_grain_packed_row(row: dict[str, np.ndarray]) -> dict[str, np.ndarray
 class PadPacker:
     """`{"type": "pad", "overlong": "truncate" | "drop"}`: one document per row."""
 
+    LAYOUT = "document"
+
     @dataclasses.dataclass(frozen=True)
     class Config:
         """Attributes:
@@ -240,9 +255,69 @@ def _pad_row(document: DocumentFeatures, seq_len: int, pad_id: int) -> dict[str,
     return row
 
 
-# `type` value of spec.packing -> packer class (with a nested `Config`).
+class PairPacker:
+    """`{"type": "pair", "overlong": "truncate" | "drop"}`: one preference pair per row.
+
+    A row holds, for side in ("chosen", "rejected"), the side's document padded to T exactly as
+    the `pad` packer lays it out:
+
+      {side}_tokens, {side}_targets, {side}_loss_mask, {side}_segment_ids, {side}_positions
+                                                                  int32 [T]
+      {side}_last_index   int32 []   index of the side's last real (non-pad) token
+
+    and `pair_mask` float32 []: 1.0 when both sides keep at least one loss-masked (response)
+    token, else 0.0 (the row then counts for nothing).
+
+    A side longer than T is, as with the other packers, either truncated to its first T tokens
+    ("truncate", the default: the prompt is kept and the response is cut from its end; a
+    response cut away entirely gives pair_mask 0) or its whole pair is dropped ("drop").
+    """
+
+    LAYOUT = "pair"
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        """Attributes:
+        overlong: what to do with a pair whose chosen or rejected side is longer than T:
+          "truncate" or "drop".
+        """
+
+        overlong: Literal["truncate", "drop"] = "truncate"
+
+    def __init__(self, config: Config):
+        self._config = config
+
+    def pack(
+        self, dataset: grain.IterDataset, *, seq_len: int, pad_id: int, seed: int
+    ) -> grain.IterDataset:
+        del seed
+        if self._config.overlong == "drop":
+            dataset = dataset.filter(
+                lambda pair: all(len(pair[f"{side}_tokens"]) <= seq_len for side in PAIR_SIDES)
+            )
+        return dataset.map(lambda pair: _pair_row(pair, seq_len, pad_id))
+
+
+def _pair_row(pair: PairFeatures, seq_len: int, pad_id: int) -> dict[str, np.ndarray]:
+    row: dict[str, np.ndarray] = {}
+    scored = True
+    for side in PAIR_SIDES:
+        document = _truncated(
+            {key: pair[f"{side}_{key}"] for key in DOCUMENT_FEATURES}, seq_len
+        )
+        length = len(document["tokens"])
+        row.update({f"{side}_{key}": value
+                    for key, value in _pad_row(document, seq_len, pad_id).items()})
+        row[f"{side}_last_index"] = np.asarray(max(length - 1, 0), dtype=np.int32)
+        scored = scored and bool(document["loss_mask"].any())
+    row["pair_mask"] = np.asarray(1.0 if scored else 0.0, dtype=np.float32)
+    return row
+
+
+# `type` value of spec.packing -> packer class (with a nested `Config` and a `LAYOUT`).
 PACKERS: dict[str, Any] = {
     "concat_then_split": ConcatThenSplitPacker,
     "first_fit": FirstFitPacker,
     "pad": PadPacker,
+    "pair": PairPacker,
 }

@@ -22,10 +22,17 @@ The grain graph is
       .batch(batch_size)        # per-host batch
 
 Each batch is a dict of int32 [batch_size, seq_len] arrays: tokens, targets, loss_mask,
-segment_ids, positions (meanings in packing.py). The iterator is a grain DatasetIterator:
-`get_state()` is a JSON-native dict; `iterator_state_to_bytes` / `restore_iterator_state`
-turn it into bytes and back. Restoring continues with exactly the batches that would have
-followed the saved one.
+segment_ids, positions (meanings in packing.py). The `preference` task instead gives one pair
+per row (packing "pair", its default): chosen_* / rejected_* [batch_size, seq_len] arrays,
+chosen_last_index / rejected_last_index int32 [batch_size] and pair_mask float32 [batch_size]
+(see packing.PairPacker).
+
+An error raised while turning a record into features (a missing field, a value of the wrong
+type) names the record's place first: "path:line: ..." for JSON Lines files.
+
+The iterator is a grain DatasetIterator: `get_state()` is a JSON-native dict;
+`iterator_state_to_bytes` / `restore_iterator_state` turn it into bytes and back. Restoring
+continues with exactly the batches that would have followed the saved one.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from typing import Any
 import grain
 
 from reasonrl.data.packing import PACKERS
+from reasonrl.data.sources.base import MalformedRecordError
+from reasonrl.data.sources.jsonl import JsonlSource
 from reasonrl.data.sources.registry import SOURCE_TYPES
 from reasonrl.data.spec import SpecError, parse_section, parse_typed_section
 from reasonrl.data.tasks import TASK_TYPES
@@ -49,8 +58,9 @@ class PipelineConfig:
 
     Attributes:
       source: `{"type": ..., ...}`, see `SOURCE_TYPES`.
-      task: `{"type": "pretrain" | "sft", ...}`, see `TASK_TYPES`.
-      packing: `{"type": ..., ...}`, see `PACKERS`.
+      task: `{"type": "pretrain" | "sft" | "preference", ...}`, see `TASK_TYPES`.
+      packing: `{"type": ..., ...}`, see `PACKERS`; None: the task's default
+        (concat_then_split for documents, pair for preference pairs).
       shuffle: shuffle records (per epoch, by the pipeline seed).
       num_epochs: passes over the data; None repeats forever.
       drop_remainder: drop the last batch when it has fewer than batch_size rows.
@@ -60,9 +70,7 @@ class PipelineConfig:
 
     source: dict[str, Any]
     task: dict[str, Any]
-    packing: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"type": "concat_then_split"}
-    )
+    packing: dict[str, Any] | None = None
     shuffle: bool = True
     num_epochs: int | None = None
     drop_remainder: bool = True
@@ -74,6 +82,49 @@ class PipelineConfig:
             raise SpecError(f"num_epochs: must be >= 1 or None, got {self.num_epochs}")
         if self.read_threads < 0 or self.read_buffer_size < 1:
             raise SpecError("read_threads: must be >= 0 (and read_buffer_size >= 1)")
+
+
+# spec.packing when it is not given, by the task's LAYOUT.
+DEFAULT_PACKING = {"document": {"type": "concat_then_split"}, "pair": {"type": "pair"}}
+
+
+def _record_location(source: Any, index: int) -> str:
+    """"path:line" of record `index` of a JSON Lines source, else "<source> record <index>".
+
+    Only called on the error path: the file is re-read to find the line.
+    """
+    if isinstance(source, JsonlSource):
+        skipped = set(source.malformed_line_numbers)
+        seen = -1
+        with open(source.path, "rb") as f:
+            for number, line in enumerate(f, start=1):
+                if line.strip() and number not in skipped:
+                    seen += 1
+                    if seen == index:
+                        return f"{source.path}:{number}"
+    return f"{getattr(source, 'path', repr(source))} record {index}"
+
+
+class _LocatedTask:
+    """Applies a task to `(source index, record)`; an error names the record's place."""
+
+    def __init__(self, task: Any, source: Any):
+        self._task = task
+        self._source = source
+
+    def __call__(self, indexed: tuple[int, Any]) -> Any:
+        index, record = indexed
+        try:
+            return self._task(record)
+        except (KeyError, ValueError, TypeError) as error:
+            location = _record_location(self._source, index)
+            message = (error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str)
+                       else str(error))
+            try:
+                located = type(error)(f"{location}: {message}")
+            except Exception:  # noqa: BLE001 - an error type that takes other arguments
+                raise MalformedRecordError(location, message) from error
+            raise located from None
 
 
 def _default_shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
@@ -102,7 +153,15 @@ def make_dataset(
     config = parse_section(PipelineConfig, spec, "spec")
     source_class, source_config = parse_typed_section(SOURCE_TYPES, config.source, "spec.source")
     task_class, task_config = parse_typed_section(TASK_TYPES, config.task, "spec.task")
-    packer_class, packer_config = parse_typed_section(PACKERS, config.packing, "spec.packing")
+    layout = task_class.LAYOUT
+    packing = DEFAULT_PACKING[layout] if config.packing is None else config.packing
+    packer_class, packer_config = parse_typed_section(PACKERS, packing, "spec.packing")
+    if packer_class.LAYOUT != layout:
+        fitting = sorted(name for name, packer in PACKERS.items() if packer.LAYOUT == layout)
+        raise SpecError(
+            f"spec.packing.type: {dict(packing).get('type')!r} packs {packer_class.LAYOUT}s but "
+            f"task {dict(config.task).get('type')!r} yields {layout}s; use one of {fitting}"
+        )
     if batch_size < 1 or seq_len < 2:
         raise ValueError(f"need batch_size >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
     if not 0 <= seed < 2**32:
@@ -111,7 +170,9 @@ def make_dataset(
 
     source = source_class.from_config(source_config)
     task = task_class(task_config, tokenizer)
-    records = grain.MapDataset.source(source)[shard_index::shard_count]
+    records = grain.MapDataset.source(source).map_with_index(
+        lambda index, record: (index, record)
+    )[shard_index::shard_count]
     if len(records) == 0:
         raise SpecError(
             f"spec.source: shard {shard_index} of {shard_count} holds no records "
@@ -121,7 +182,7 @@ def make_dataset(
         records = records.shuffle(seed)
     if config.num_epochs != 1:
         records = records.repeat(config.num_epochs)
-    documents = records.map(task).to_iter_dataset(
+    documents = records.map(_LocatedTask(task, source)).to_iter_dataset(
         grain.ReadOptions(
             num_threads=config.read_threads, prefetch_buffer_size=config.read_buffer_size
         )
@@ -155,7 +216,8 @@ def make_pipeline(
 
     Returns:
       A grain DatasetIterator yielding dicts of int32 [B, T] arrays: tokens, targets, loss_mask,
-      segment_ids, positions.
+      segment_ids, positions (for the preference task: the pair fields of
+      packing.PairPacker, [B, T] and [B]).
 
     Raises:
       SpecError: naming the spec field at fault (unknown key, missing file, bad value).

@@ -9,6 +9,11 @@ Every task returns `DocumentFeatures`, a dict of int32 [L] arrays for one docume
 
 `pretrain` trains on every next token; `sft` only on tokens of assistant responses (their
 content and end-of-turn token), as marked by the chat template's assistant mask.
+
+`preference` turns one record into a *pair* of such documents rendered exactly like `sft`
+(`PairFeatures`: chosen_tokens / chosen_targets / chosen_loss_mask and the same three
+rejected_* arrays); the `pair` packer lays each pair out as one batch row. A task's `LAYOUT`
+("document" or "pair") says which packers can take its output (see packing.py).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from reasonrl.data.tokenizer.base import MissingSpecialTokenError, Tokenizer
 from reasonrl.data.tokenizer.chat_templates import CHAT_TEMPLATES, get_chat_template
 
 DocumentFeatures = dict[str, np.ndarray]
+PairFeatures = dict[str, np.ndarray]  # f"{side}_{feature}" for side in PAIR_SIDES
+
+PAIR_SIDES = ("chosen", "rejected")
 
 
 def next_token_features(
@@ -56,6 +64,8 @@ def _field(record: Mapping[str, Any], name: str, option: str) -> Any:
 
 class PretrainTask:
     """Plain text documents; every next token is trained on."""
+
+    LAYOUT = "document"
 
     @dataclasses.dataclass(frozen=True)
     class Config:
@@ -98,6 +108,8 @@ class SftTask:
     `system_prompt`), e.g. GSM8K's {"question", "answer"}, or a list of {"role", "content"}
     messages under `messages_field`.
     """
+
+    LAYOUT = "document"
 
     @dataclasses.dataclass(frozen=True)
     class Config:
@@ -169,5 +181,79 @@ class SftTask:
         )
 
 
-# `type` value of a task spec -> task class (with a nested `Config`).
-TASK_TYPES: dict[str, Any] = {"pretrain": PretrainTask, "sft": SftTask}
+class PreferenceTask:
+    """Preference pairs {prompt, chosen, rejected}: the prompt as the user turn, each response as
+    the assistant turn, both rendered like `sft` (loss mask on the response tokens only).
+
+    Returns `PairFeatures`: for side in ("chosen", "rejected"), `{side}_tokens`,
+    `{side}_targets`, `{side}_loss_mask` int32 [L_side]. Pack with `{"type": "pair"}`.
+    """
+
+    LAYOUT = "pair"
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        """Spec section `{"type": "preference", ...}`.
+
+        Attributes:
+          chat_template: name in CHAT_TEMPLATES ("chatml", "llama3", "plain").
+          prompt_field: field with the user turn.
+          chosen_field: field with the preferred assistant response.
+          rejected_field: field with the dispreferred assistant response.
+          system_prompt: optional system message put before the prompt.
+        """
+
+        chat_template: str = "chatml"
+        prompt_field: str = "prompt"
+        chosen_field: str = "chosen"
+        rejected_field: str = "rejected"
+        system_prompt: str | None = None
+
+        def __post_init__(self):
+            if self.chat_template not in CHAT_TEMPLATES:
+                raise spec_error(
+                    "chat_template",
+                    f"got {self.chat_template!r}; expected one of {sorted(CHAT_TEMPLATES)}",
+                )
+
+    def __init__(self, config: Config, tokenizer: Tokenizer):
+        self._config = config
+        self._tokenizer = tokenizer
+        self._template = get_chat_template(config.chat_template)
+        try:
+            self._template.check_tokenizer(tokenizer)
+        except MissingSpecialTokenError as error:
+            raise MissingSpecialTokenError(f"spec.task.chat_template: {error}") from None
+
+    def _text(self, record: Mapping[str, Any], option: str) -> str:
+        name = getattr(self._config, option)
+        value = _field(record, name, option)
+        if not isinstance(value, str):
+            raise ValueError(f"field {name!r} must be a string, got {type(value).__name__}")
+        return value
+
+    def __call__(self, record: Mapping[str, Any]) -> PairFeatures:
+        config = self._config
+        prompt = [] if config.system_prompt is None else [
+            {"role": "system", "content": config.system_prompt}
+        ]
+        prompt.append({"role": "user", "content": self._text(record, "prompt_field")})
+        features: PairFeatures = {}
+        for side in PAIR_SIDES:
+            response = self._text(record, f"{side}_field")
+            rendered = self._template.render(
+                self._tokenizer, [*prompt, {"role": "assistant", "content": response}]
+            )
+            document = next_token_features(
+                rendered.token_ids, rendered.assistant_mask, self._tokenizer.pad_id
+            )
+            features.update({f"{side}_{key}": value for key, value in document.items()})
+        return features
+
+
+# `type` value of a task spec -> task class (with a nested `Config` and a `LAYOUT`).
+TASK_TYPES: dict[str, Any] = {
+    "pretrain": PretrainTask,
+    "sft": SftTask,
+    "preference": PreferenceTask,
+}

@@ -7,7 +7,9 @@ With log π(y) = Σ_t m_t log π(y_t | x, y_<t) summed over RESPONSE tokens only
 
 The reference log-probs are precomputed constants (stop_gradient): compute them once per batch
 with `reference_logprobs(model, ref_params, batch)` (the frozen SFT model) and add them to the
-batch. Conservative DPO's label smoothing is not implemented (not in methods.md §5).
+batch. `run_stage` does so for every train and eval batch (the objective's registered
+`ReferenceHook`), with the stage's initial params as the reference. Conservative DPO's label
+smoothing is not implemented (not in methods.md §5).
 
 Pair batch (row b of every field is one pair; both sides padded to the same length T, so the
 pair is never split across micro-batches):
@@ -15,8 +17,10 @@ pair is never split across micro-batches):
   chosen_loss_mask                                                         float32 [B, T]
   rejected_<same five fields>                                              [B, T]
   ref_chosen_logps, ref_rejected_logps                                     float32 [B]
-A pair counts only if both responses have at least one scored token; an all-masked pair
-(batch padding, a zero-length response) contributes nothing to loss, denominator or metrics.
+  pair_mask                                                      float32 [B]  optional
+A pair counts only if both responses have at least one scored token (and its pair_mask, when
+given, is 1); an all-masked pair (batch padding, a zero-length response) contributes nothing to
+loss, denominator or metrics.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import jax.numpy as jnp
 
 from reasonrl.objectives.logprobs import token_statistics
 from reasonrl.objectives.pairwise import bradley_terry_terms
-from reasonrl.objectives.registry import ModelContext, register_objective
+from reasonrl.objectives.registry import ModelContext, ReferenceHook, register_objective
 
 PAIR_SIDES = ("chosen", "rejected")
 SEQUENCE_FIELDS = ("tokens", "targets", "positions", "segment_ids", "loss_mask")
@@ -81,12 +85,22 @@ def dpo_terms(policy_chosen: jax.Array, policy_rejected: jax.Array, ref_chosen: 
 
 
 def valid_pairs(batch: dict) -> jax.Array:
-    """1.0 where both responses of the pair have at least one scored token, [B]."""
+    """1.0 where both responses of the pair have at least one scored token (and the batch's
+    optional pair_mask is set), [B]."""
     has_tokens = [jnp.sum(batch[f"{side}_loss_mask"], axis=1) > 0 for side in PAIR_SIDES]
-    return (has_tokens[0] & has_tokens[1]).astype(jnp.float32)
+    valid = (has_tokens[0] & has_tokens[1]).astype(jnp.float32)
+    if "pair_mask" in batch:
+        valid = valid * (batch["pair_mask"] > 0).astype(jnp.float32)
+    return valid
 
 
-@register_objective("dpo", beta=0.1, logits_chunk_size=1024)
+def _reference_fields(ref_params, batch: dict, *, model: ModelContext, config) -> dict:
+    return reference_logprobs(model, ref_params, batch,
+                              chunk_size=int(config.logits_chunk_size))
+
+
+@register_objective("dpo", reference=ReferenceHook(_reference_fields), beta=0.1,
+                    logits_chunk_size=1024)
 def dpo_loss(params, batch, rng, *, model: ModelContext, config):
     """DPO with precomputed reference log-probs; `beta` is β (paper: 0.1)."""
     del rng

@@ -7,14 +7,24 @@ An objective is a pure, jit-able function
 `loss_sum` is a float32 scalar to be divided by the *global* `denominator` (summed over
 micro-batches and devices) so gradient accumulation and packing give exact means; `metrics` is a
 dict of `reasonrl.objectives.metrics` values (Mean / Max / Min) that merge exactly.
+
+What an objective needs from the trainer beyond the decoder's params and the data batch it
+declares when it registers (the trainer has no per-objective branches):
+
+  params=ParamsHooks(...)       its trainable params wrap the decoder's (e.g. a reward head):
+                                how to build, shard and export them (default: the decoder's);
+  reference=ReferenceHook(...)  batch fields computed under the frozen initial params (e.g.
+                                DPO's reference log-probs), added to every train/eval batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import jax
+from jax.sharding import Mesh
 
 from reasonrl.models import ModelConfig, hidden_states
 from reasonrl.models.layers import ActivationSharding
@@ -39,25 +49,70 @@ class Objective(Protocol):
                  config: Any) -> tuple[jax.Array, jax.Array, dict]: ...
 
 
+def _no_extra_files(config: ModelConfig, params, directory: Path) -> None:
+    del config, params, directory
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamsHooks:
+    """How an objective's trainable params relate to the decoder's (default: they are equal).
+
+    build(config, decoder_params, rng) -> params
+        The initial trainable params from the stage's decoder params (a preset's fresh init, a
+        Hugging Face checkpoint or an earlier stage's export), e.g. adding a freshly initialised
+        head. Runs eagerly, once per stage build; must be deterministic given `rng`.
+    shardings(config, decoder_shardings, mesh) -> shardings of params (same tree as build's).
+    decoder(params) -> decoder params: what the stage exports as a Hugging Face checkpoint.
+    save_extra(config, params, export_dir): writes any other export files (after the
+        checkpoint). Called on every process; only process 0 may write.
+    """
+
+    build: Callable[[ModelConfig, Any, jax.Array], Any] = lambda config, params, rng: params
+    shardings: Callable[[ModelConfig, Any, Mesh], Any] = lambda config, shardings, mesh: shardings
+    decoder: Callable[[Any], Any] = lambda params: params
+    save_extra: Callable[[ModelConfig, Any, Path], None] = _no_extra_files
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceHook:
+    """Batch fields computed under a frozen copy of the stage's initial params.
+
+    fields(params, batch, *, model: ModelContext, config) -> dict of [B, ...] arrays
+        Pure and jit-able; `params` is the frozen reference (the stage's initial trainable
+        params, re-derived from the model source on resume, never the resumed ones). The
+        trainer runs it on every train and eval batch and adds its outputs to the batch.
+    """
+
+    fields: Callable[..., dict]
+
+
 @dataclasses.dataclass(frozen=True)
 class RegisteredObjective:
     """An objective and its options with their defaults (the schema its config is checked
-    against: an option not listed here is a config error)."""
+    against: an option not listed here is a config error), plus what it needs from the trainer
+    (`params`, `reference`; see the module docstring)."""
 
     name: str
     fn: Objective
     defaults: dict[str, Any]
+    params: ParamsHooks = ParamsHooks()
+    reference: ReferenceHook | None = None
 
 
 OBJECTIVES: dict[str, RegisteredObjective] = {}
 
 
-def register_objective(name: str, **defaults) -> Callable[[Objective], Objective]:
-    """Registers `fn` under `name`; keyword arguments are its config options and defaults."""
+def register_objective(name: str, *, params: ParamsHooks | None = None,
+                       reference: ReferenceHook | None = None,
+                       **defaults) -> Callable[[Objective], Objective]:
+    """Registers `fn` under `name`; other keyword arguments are its config options and their
+    defaults. `params` / `reference` declare what the objective needs beyond decoder params
+    (so `params` and `reference` cannot be option names)."""
     def decorator(fn: Objective) -> Objective:
         if name in OBJECTIVES:
             raise ValueError(f"objective {name!r} is already registered")
-        OBJECTIVES[name] = RegisteredObjective(name, fn, dict(defaults))
+        OBJECTIVES[name] = RegisteredObjective(name, fn, dict(defaults),
+                                               params or ParamsHooks(), reference)
         return fn
     return decorator
 

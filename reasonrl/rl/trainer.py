@@ -29,7 +29,6 @@ drawn to `learning_curve.png`.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -38,7 +37,6 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from reasonrl import models
 from reasonrl.data.prompts import stop_token_ids
 from reasonrl.objectives.logprobs import token_statistics
 from reasonrl.parallel import batch_sharding, make_mesh
@@ -48,10 +46,9 @@ from reasonrl.rl.prompts import make_prompt_pipeline
 from reasonrl.rl.rollout import RolloutSettings, sample_rollout, score_rollout, train_batch
 from reasonrl.data import iterator_state_to_bytes, restore_iterator_state
 from reasonrl.train.checkpointing import Checkpointer
-from reasonrl.train.exports import EXPORT_DIR
 from reasonrl.train.step import jit_train_step
 from reasonrl.train.trainer import (StageResult, _build_training, _check_finite, _global_batch,
-                                    _MetricsLog, _model_and_params, _progress_bar)
+                                    _MetricsLog, _model_and_params, _progress_bar, export_stage)
 
 CURVE_FILE = "learning_curve.png"
 SCORED_FIELDS = ("tokens", "targets", "positions", "segment_ids")
@@ -134,8 +131,7 @@ def _evaluate(setup, params, tokenizer, spec, settings, rl) -> dict[str, float]:
 
 def _write(writer, log, optimizer_step: int, values: dict[str, float]) -> None:
     writer.write_scalars(optimizer_step, values)
-    if log.jsonl:
-        log.jsonl.write(json.dumps({"step": optimizer_step, **values}) + "\n")
+    log.write(optimizer_step, values)
 
 
 def run_rl_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[Path, ...] = (),
@@ -145,6 +141,9 @@ def run_rl_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tupl
 
     `train.steps` and `max_steps` count rollout steps; each makes mu optimizer updates.
     """
+    if jax.process_count() > 1:
+        raise NotImplementedError("the RL loop samples on one host (any number of its devices); "
+                                  "multi-host rollouts are not supported yet")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     stage = stage.copy_and_resolve_references()
@@ -260,11 +259,7 @@ def run_rl_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tupl
     export_dir = None
     if step == train.steps:
         if train.export_hf:
-            export_dir = workdir / EXPORT_DIR
-            models.save_hf_checkpoint(setup.model_config, state.params, export_dir)
-            if is_main:
-                for file in tokenizer_files:
-                    shutil.copy2(file, export_dir / Path(file).name)
+            export_dir = export_stage(setup, state.params, workdir, tokenizer_files)
         if is_main:
             plot_learning_curve(workdir / "metrics.jsonl", workdir / CURVE_FILE)
     if first_reward is not None and is_main:

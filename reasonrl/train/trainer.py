@@ -6,7 +6,14 @@ Order of work: build the data pipeline and the model/optimizer state (both valid
 inputs), restore the newest readable checkpoint if there is one, then loop over jit-compiled
 steps. The host never waits on a step except every `log_every` steps, when the metrics of
 the steps since the last log are fetched together and written (TensorBoard, log, and
-`metrics.jsonl`).
+`metrics.jsonl`; eval results go to both as well, as "eval/<metric>").
+
+Objectives that need more than decoder params declare it when they register (see
+`reasonrl.objectives.registry`): `ParamsHooks` build / shard / export params that wrap the
+decoder (the reward model's head), and a `ReferenceHook` adds fields computed under a frozen copy
+of the stage's initial params to every train and eval batch (DPO's reference log-probs). That
+copy is taken when the stage is built — from the model source, so a resumed run gets the same
+reference — and lives beside the train state, sharded like the params, never checkpointed.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from clu import metric_writers, parameter_overview, periodic_actions
@@ -87,13 +95,49 @@ class _TrainingSetup:
     shardings: TrainState
     abstract_state: TrainState  # ShapeDtypeStructs carrying their shardings (for restore)
     state: TrainState
+    # Frozen copy of the initial params (sharded like them) when the objective registered a
+    # ReferenceHook, and the function adding its fields to a global batch; else None.
+    reference_params: Any = None
+    add_reference: Callable[[dict], dict] | None = None
+
+    def complete_batch(self, batch: dict) -> dict:
+        """The global batch with the objective's reference fields added (if it has any)."""
+        return batch if self.add_reference is None else self.add_reference(batch)
+
+
+class _ReferenceFields:
+    """batch -> batch plus the ReferenceHook's fields under the frozen reference params; one jit
+    (explicit in/out shardings) per batch layout."""
+
+    def __init__(self, hook, reference_params, param_shardings, model_ctx: ModelContext,
+                 obj_config, mesh):
+        self._fields = lambda params, batch: hook.fields(params, batch, model=model_ctx,  # noqa: E731
+                                                         config=obj_config)
+        self._params = reference_params
+        self._param_shardings = param_shardings
+        self._rows = batch_sharding(mesh)
+        self._jitted: dict[tuple, Any] = {}
+
+    def __call__(self, batch: dict) -> dict:
+        keys = tuple(sorted(batch))
+        if keys not in self._jitted:
+            self._jitted[keys] = jax.jit(
+                self._fields, in_shardings=(self._param_shardings, {k: self._rows for k in keys}),
+                out_shardings=self._rows)
+        return {**batch, **self._jitted[keys](self._params, batch)}
 
 
 def _build_training(stage, mesh, tokenizer, stage_exports: dict[str, Path]) -> _TrainingSetup:
-    """Model, objective, optimizer and a fresh train state placed in its shardings."""
-    model_config, params = _model_and_params(stage, mesh, tokenizer, stage_exports)
+    """Model, objective, optimizer and a fresh train state placed in its shardings (plus the
+    frozen reference params when the objective registered a ReferenceHook)."""
+    model_config, decoder_params = _model_and_params(stage, mesh, tokenizer, stage_exports)
     registered = get_objective(stage.objective.name)
     obj_config = objective_config(stage)
+    param_shardings = registered.params.shardings(
+        model_config, models.param_shardings(model_config, mesh), mesh)
+    params = jax.device_put(registered.params.build(
+        model_config, decoder_params, jax.random.fold_in(jax.random.key(stage.train.seed), 2)),
+        param_shardings)
     opt_cfg = stage.optimizer.copy_and_resolve_references()
     if opt_cfg.total_steps <= 0:
         opt_cfg.total_steps = stage.train.steps
@@ -102,15 +146,22 @@ def _build_training(stage, mesh, tokenizer, stage_exports: dict[str, Path]) -> _
     step_fn = make_train_step(registered.fn, obj_config, model_ctx, tx, schedule,
                               StepConfig(stage.train.grad_accum, stage.train.on_nonfinite))
 
+    reference_params = add_reference = None
+    if registered.reference is not None:  # copied before `create` donates the params
+        reference_params = jax.jit(lambda p: jax.tree.map(jnp.copy, p),
+                                   out_shardings=param_shardings)(params)
+        add_reference = _ReferenceFields(registered.reference, reference_params,
+                                         param_shardings, model_ctx, obj_config, mesh)
+
     rng = jax.random.key(stage.train.seed)
     create = lambda p: TrainState.create(p, tx, rng)  # noqa: E731
     abstract = jax.eval_shape(create, params)
-    shardings = state_shardings(abstract, models.param_shardings(model_config, mesh), mesh)
+    shardings = state_shardings(abstract, param_shardings, mesh)
     state = jax.jit(create, out_shardings=shardings, donate_argnums=(0,))(params)
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                             abstract, shardings)
     return _TrainingSetup(model_config, registered, obj_config, model_ctx, step_fn, shardings,
-                          abstract, state)
+                          abstract, state, reference_params, add_reference)
 
 
 def _global_batch(local: dict, sharding) -> dict:
@@ -157,6 +208,12 @@ class _MetricsLog:
         if self.jsonl:
             self.jsonl.flush()
         self.pending.clear()
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        """One record of already-fetched scalars (e.g. eval results) into metrics.jsonl."""
+        if self.jsonl and scalars:
+            self.jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
+            self.jsonl.flush()
 
     def close(self) -> None:
         self.writer.flush()
@@ -233,7 +290,7 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
     rows = batch_sharding(mesh)
     try:
         while step < end:
-            batch = _global_batch(next(data_iter), rows)
+            batch = setup.complete_batch(_global_batch(next(data_iter), rows))
             if jitted is None:
                 batch_keys = tuple(sorted(batch))
                 jitted = jit_train_step(setup.step_fn, setup.shardings, mesh, batch_keys)
@@ -250,7 +307,8 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
                     progress.set_postfix(loss=f"{log.last_loss:.4f}")
             if eval_spec and train.eval_every and step % train.eval_every == 0:
                 eval_fn = eval_fn or _make_eval_step(setup, mesh, batch_keys)
-                _evaluate(eval_fn, state.params, eval_spec, tokenizer, train, rows, writer, step)
+                log.write(step, _evaluate(eval_fn, state.params, eval_spec, tokenizer, train,
+                                          rows, writer, step, setup.complete_batch))
             if step % train.checkpoint_every == 0 or step == train.steps:
                 skipped = _check_finite(state, train.on_nonfinite, skipped)
                 checkpointer.save(step, state, {"iterator": data_lib.iterator_state_to_bytes(
@@ -264,12 +322,22 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
 
     export_dir = None
     if train.export_hf and step == train.steps:
-        export_dir = workdir / EXPORT_DIR
-        models.save_hf_checkpoint(setup.model_config, state.params, export_dir)
-        if jax.process_index() == 0:
-            for file in tokenizer_files:
-                shutil.copy2(file, export_dir / Path(file).name)
+        export_dir = export_stage(setup, state.params, workdir, tokenizer_files)
     return StageResult(workdir, export_dir, step, log.first_loss, log.last_loss, resumed_from)
+
+
+def export_stage(setup: _TrainingSetup, params, workdir: Path,
+                 tokenizer_files: tuple[Path, ...] = ()) -> Path:
+    """Writes `workdir/export`: the decoder as a Hugging Face checkpoint, the objective's extra
+    files (e.g. a reward head) and the tokenizer files. Returns the directory."""
+    export_dir = workdir / EXPORT_DIR
+    hooks = setup.objective.params
+    models.save_hf_checkpoint(setup.model_config, hooks.decoder(params), export_dir)
+    hooks.save_extra(setup.model_config, params, export_dir)
+    if jax.process_index() == 0:
+        for file in tokenizer_files:
+            shutil.copy2(file, export_dir / Path(file).name)
+    return export_dir
 
 
 def _check_finite(state: TrainState, mode: str, already_reported: int = 0) -> int:
@@ -290,8 +358,10 @@ def _check_finite(state: TrainState, mode: str, already_reported: int = 0) -> in
     return skipped
 
 
-def _evaluate(eval_fn, params, spec, tokenizer, train, rows, writer, step) -> dict[str, float]:
-    """Mean eval loss and metrics over `train.eval_batches` batches of a fresh eval iterator."""
+def _evaluate(eval_fn, params, spec, tokenizer, train, rows, writer, step,
+              complete_batch: Callable[[dict], dict] | None = None) -> dict[str, float]:
+    """Mean eval loss and metrics over `train.eval_batches` batches of a fresh eval iterator;
+    `complete_batch` adds fields the objective needs (`_TrainingSetup.complete_batch`)."""
     iterator = data_lib.make_pipeline(spec, tokenizer, batch_size=train.batch_size //
                                       jax.process_count(), seq_len=train.seq_len, seed=0)
     total = None
@@ -300,6 +370,8 @@ def _evaluate(eval_fn, params, spec, tokenizer, train, rows, writer, step) -> di
             batch = _global_batch(next(iterator), rows)
         except StopIteration:
             break
+        if complete_batch is not None:
+            batch = complete_batch(batch)
         out = eval_fn(params, batch)
         out = {"loss": metrics_lib.Mean.of(out["loss_sum"], out["denominator"]), **out["metrics"]}
         total = out if total is None else metrics_lib.merge(total, out)
