@@ -101,7 +101,21 @@ class PretrainTask:
         return next_token_features(ids, np.ones(len(ids), dtype=bool), self._tokenizer.pad_id)
 
 
-class SftTask:
+class _ChatTask:
+    """A task whose records are rendered with a chat template (its config has `chat_template`);
+    the tokenizer must have the template's special tokens."""
+
+    def __init__(self, config: Any, tokenizer: Tokenizer):
+        self._config = config
+        self._tokenizer = tokenizer
+        self._template = get_chat_template(config.chat_template)
+        try:
+            self._template.check_tokenizer(tokenizer)
+        except MissingSpecialTokenError as error:
+            raise MissingSpecialTokenError(f"spec.task.chat_template: {error}") from None
+
+
+class SftTask(_ChatTask):
     """Conversations rendered by a chat template; only assistant responses are trained on.
 
     A record is either a prompt/response pair (`prompt_field`, `response_field`, optional
@@ -146,14 +160,6 @@ class SftTask:
             if self.system_prompt is not None and self.messages_field is not None:
                 raise spec_error("system_prompt", "only applies with prompt_field/response_field")
 
-    def __init__(self, config: Config, tokenizer: Tokenizer):
-        self._config = config
-        self._tokenizer = tokenizer
-        self._template = get_chat_template(config.chat_template)
-        try:
-            self._template.check_tokenizer(tokenizer)
-        except MissingSpecialTokenError as error:
-            raise MissingSpecialTokenError(f"spec.task.chat_template: {error}") from None
 
     def messages(self, record: Mapping[str, Any]) -> list[dict[str, str]]:
         """The conversation held by `record`."""
@@ -181,7 +187,7 @@ class SftTask:
         )
 
 
-class PreferenceTask:
+class PreferenceTask(_ChatTask):
     """Preference pairs {prompt, chosen, rejected}: the prompt as the user turn, each response as
     the assistant turn, both rendered like `sft` (loss mask on the response tokens only).
 
@@ -216,14 +222,6 @@ class PreferenceTask:
                     f"got {self.chat_template!r}; expected one of {sorted(CHAT_TEMPLATES)}",
                 )
 
-    def __init__(self, config: Config, tokenizer: Tokenizer):
-        self._config = config
-        self._tokenizer = tokenizer
-        self._template = get_chat_template(config.chat_template)
-        try:
-            self._template.check_tokenizer(tokenizer)
-        except MissingSpecialTokenError as error:
-            raise MissingSpecialTokenError(f"spec.task.chat_template: {error}") from None
 
     def _text(self, record: Mapping[str, Any], option: str) -> str:
         name = getattr(self._config, option)
