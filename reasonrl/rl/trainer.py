@@ -142,7 +142,7 @@ def run_rl_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tupl
     `train.steps` and `max_steps` count rollout steps; each makes mu optimizer updates.
     """
     if jax.process_count() > 1:
-        raise NotImplementedError("the RL loop samples on one host (any number of its devices); "
+        raise RuntimeError("the RL loop samples on one host (any number of its devices); "
                                   "multi-host rollouts are not supported yet")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
