@@ -143,12 +143,14 @@ def read_hf_config(path: str | os.PathLike, *, dtype=jnp.float32) -> ModelConfig
 
 
 def _weight_files(path: Path) -> dict[str, Path]:
-    """Tensor name -> file holding it."""
+    """Tensor name -> file holding it: the index's map, else `model.safetensors` when present
+    (other files beside it, e.g. a reward head, are not the model's), else every file."""
     index = path / INDEX_FILE
     if index.is_file():
         weight_map = json.loads(index.read_text())["weight_map"]
         return {name: path / file for name, file in weight_map.items()}
-    files = sorted(path.glob("*.safetensors"))
+    single = path / SINGLE_FILE
+    files = [single] if single.is_file() else sorted(path.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"no *.safetensors files in {path} (pytorch .bin checkpoints "
                                 f"are not read: convert them with transformers first)")
