@@ -47,8 +47,9 @@ from reasonrl.rl.rollout import RolloutSettings, sample_rollout, score_rollout, 
 from reasonrl.data import iterator_state_to_bytes, restore_iterator_state
 from reasonrl.train.checkpointing import Checkpointer
 from reasonrl.train.step import jit_train_step
-from reasonrl.train.trainer import (StageResult, _build_training, _check_finite, _global_batch,
-                                    _MetricsLog, _model_and_params, _progress_bar, export_stage)
+from reasonrl.train.trainer import (StageResult, _build_training, _check_finite, _close,
+                                    _global_batch, _MetricsLog, _model_and_params, _progress_bar,
+                                    export_stage)
 
 CURVE_FILE = "learning_curve.png"
 SCORED_FIELDS = ("tokens", "targets", "positions", "segment_ids")
@@ -251,10 +252,7 @@ def run_rl_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tupl
                     prompts_iter).decode()}, force=step == train.steps)
         log.flush()
     finally:
-        if progress is not None:
-            progress.close()
-        checkpointer.close()
-        log.close()
+        _close(progress, checkpointer, log)
 
     export_dir = None
     if step == train.steps:

@@ -315,15 +315,20 @@ def run_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[P
                     data_iter).decode()}, force=step == train.steps)
         log.flush()
     finally:
-        if progress is not None:
-            progress.close()
-        checkpointer.close()
-        log.close()
+        _close(progress, checkpointer, log)
 
     export_dir = None
     if train.export_hf and step == train.steps:
         export_dir = export_stage(setup, state.params, workdir, tokenizer_files)
     return StageResult(workdir, export_dir, step, log.first_loss, log.last_loss, resumed_from)
+
+
+def _close(progress, checkpointer: Checkpointer, log: _MetricsLog) -> None:
+    """Ends a stage's loop: the progress bar, pending checkpoint writes, the metric files."""
+    if progress is not None:
+        progress.close()
+    checkpointer.close()
+    log.close()
 
 
 def export_stage(setup: _TrainingSetup, params, workdir: Path,
