@@ -118,10 +118,14 @@ def test_dynamic_sampling_drops_uninformative_groups(addition, tmp_path):
     stage.train.steps = 1
     run_rl_stage(stage, tmp_path, tokenizer=tokenizer)
     record = read_rollout_metrics(tmp_path / "metrics.jsonl")[1]
-    assert record["rollout/rounds"] <= 2
     assert record["rollout/groups_seen"] == 2 * record["rollout/rounds"]
-    assert record["rollout/groups_kept"] + record["rollout/groups_dropped"] == \
-        record["rollout/groups_seen"] or record["rollout/groups_kept"] == 2
+    informative = record["rollout/groups_seen"] - record["rollout/groups_dropped"]
+    # Enough informative groups end the rounds early; otherwise all 2 rounds run and the
+    # batch keeps what it found (the rest of it stays empty).
+    assert record["rollout/groups_kept"] == min(2, informative)
+    assert 1 <= record["rollout/rounds"] <= 2
+    if informative < 2:
+        assert record["rollout/rounds"] == 2
     updates = [r for r in _records(tmp_path) if "train/loss" in r]
     assert all(np.isfinite(r["train/loss"]) for r in updates)
 
