@@ -54,7 +54,7 @@ def bench_reasonrl(config, params, prompts) -> dict:
     from reasonrl import sampling
     from reasonrl.parallel import DEFAULT_RULES
     from reasonrl.sampling.decode import build_sampler
-    from reasonrl.sampling.prompts import pack_prompts
+    from reasonrl.sampling.prompt_block import pack_prompts
 
     settings = dict(max_new_tokens=_NEW.value, temperature=1.0, top_p=_TOP_P.value)
 
@@ -107,7 +107,7 @@ def prefill_seconds(config, params, prompts, num_samples) -> float:
 
     from reasonrl.parallel import DEFAULT_RULES
     from reasonrl.sampling.decode import build_sampler
-    from reasonrl.sampling.prompts import pack_prompts
+    from reasonrl.sampling.prompt_block import pack_prompts
 
     block = pack_prompts(config, prompts, None, max_new_tokens=_NEW.value, pad_id=0)
     sampler = build_sampler(config, None, DEFAULT_RULES, block.tokens.shape[0],

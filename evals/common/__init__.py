@@ -1,7 +1,7 @@
 """Shared machinery of the eval binaries.
 
 * :mod:`~evals.common.metrics` -- pass@k (unbiased estimator), maj@k, summary statistics.
-* :mod:`reasonrl.data.prompts` -- prompt templates by name (``r1``, ``qwen_math``, ``plain``).
+* :mod:`reasonrl.data.prompt_templates` -- prompt templates by name (``r1``, ``qwen_math``, ``plain``).
 * :mod:`~evals.common.protocols` -- published sampling settings by name (``r1``, ``qwen_math``...).
 * :mod:`reasonrl.train.exports` -- HF checkpoint directory or reasonrl workdir -> directory.
 * :mod:`~evals.common.store` -- resumable ``samples.jsonl`` and ``run_config.json``.

@@ -13,7 +13,7 @@ from pathlib import Path
 from absl import app, flags, logging
 
 from evals.common import protocols, runner, store
-from reasonrl.data import prompts
+from reasonrl.data import prompt_templates
 from reasonrl.train import exports as checkpoints
 from reasonrl import data as data_lib
 
@@ -30,8 +30,8 @@ def define_flags() -> None:
                         "tensorboard/ and accuracy.png go; rerun to resume.", required=True)
     flags.DEFINE_enum("protocol", None, sorted(protocols.PROTOCOLS),
                       "Published settings preset; explicit sampling flags override it.")
-    flags.DEFINE_enum("prompt_template", None, sorted(prompts.PROMPT_TEMPLATES),
-                      "How a problem becomes the prompt (see reasonrl/data/prompts.py).")
+    flags.DEFINE_enum("prompt_template", None, sorted(prompt_templates.PROMPT_TEMPLATES),
+                      "How a problem becomes the prompt (see reasonrl/data/prompt_templates.py).")
     flags.DEFINE_enum("chat_template", "chatml", sorted(data_lib.CHAT_TEMPLATES),
                       "reasonrl.data chat template the prompt messages are rendered with.")
     flags.DEFINE_integer("num_samples", None, "Samples per problem (n).")

@@ -22,7 +22,7 @@ from absl import logging
 from tqdm import tqdm
 
 from evals.common import report, store
-from reasonrl.data import prompts
+from reasonrl.data import prompt_templates
 from reasonrl import data as data_lib
 from reasonrl import models, parallel, rewards, sampling
 from reasonrl.sampling.keys import batch_rng
@@ -73,12 +73,12 @@ class _Model:
         self.config, self.params = models.load_hf_checkpoint(
             generation.checkpoint, mesh=mesh, dtype=jnp.dtype(generation.dtype))
         self.tokenizer = data_lib.load_tokenizer(generation.tokenizer)
-        self.stop_tokens = prompts.stop_token_ids(self.tokenizer, generation.chat_template)
+        self.stop_tokens = prompt_templates.stop_token_ids(self.tokenizer, generation.chat_template)
 
     def complete(self, problems: Sequence[rewards.Problem], generation: GenerationSettings):
         """(texts, GenerationResult) for the batch; row = problem * num_samples + sample."""
         prompt_tokens = [
-            prompts.prompt_token_ids(problem.problem, prompt_template=generation.prompt_template,
+            prompt_templates.prompt_token_ids(problem.problem, prompt_template=generation.prompt_template,
                                      chat_template=generation.chat_template,
                                      tokenizer=self.tokenizer)
             for problem in problems]

@@ -105,7 +105,7 @@ def _record_location(source: Any, index: int) -> str:
     return f"{getattr(source, 'path', repr(source))} record {index}"
 
 
-class _LocatedTask:
+class LocatedTask:
     """Applies a task to `(source index, record)`; an error names the record's place."""
 
     def __init__(self, task: Any, source: Any):
@@ -127,7 +127,7 @@ class _LocatedTask:
             raise located from None
 
 
-def _default_shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
+def default_shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
     """(shard_index, shard_count); unset values come from jax.process_index()/process_count()."""
     if shard_index is None or shard_count is None:
         import jax  # Imported lazily: only needed for the multi-host defaults.
@@ -166,7 +166,7 @@ def make_dataset(
         raise ValueError(f"need batch_size >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    shard_index, shard_count = _default_shard(shard_index, shard_count)
+    shard_index, shard_count = default_shard(shard_index, shard_count)
 
     source = source_class.from_config(source_config)
     task = task_class(task_config, tokenizer)
@@ -182,7 +182,7 @@ def make_dataset(
         records = records.shuffle(seed)
     if config.num_epochs != 1:
         records = records.repeat(config.num_epochs)
-    documents = records.map(_LocatedTask(task, source)).to_iter_dataset(
+    documents = records.map(LocatedTask(task, source)).to_iter_dataset(
         grain.ReadOptions(
             num_threads=config.read_threads, prefetch_buffer_size=config.read_buffer_size
         )

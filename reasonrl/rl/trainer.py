@@ -37,12 +37,12 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from reasonrl.data.prompts import stop_token_ids
+from reasonrl.data.prompt_templates import stop_token_ids
 from reasonrl.objectives.logprobs import token_statistics
 from reasonrl.parallel import batch_sharding, make_mesh
 from reasonrl.rl.advantages import get_advantage_estimator
 from reasonrl.rl.dynamic_sampling import DynamicSamplingBuffer
-from reasonrl.rl.prompts import make_prompt_pipeline
+from reasonrl.data.prompt_pipeline import make_prompt_pipeline
 from reasonrl.rl.rollout import RolloutSettings, sample_rollout, score_rollout, train_batch
 from reasonrl.data import iterator_state_to_bytes, restore_iterator_state
 from reasonrl.train.checkpointing import Checkpointer

@@ -5,7 +5,7 @@ from reasonrl.sampling.filters import (SampledTokens, filter_logits, row_keys, s
                                        sampling_distribution, token_logprobs)
 from reasonrl.sampling.generate import (GenerationResult, TextGenerationResult, generate,
                                         generate_text)
-from reasonrl.sampling.prompts import bucket_length
+from reasonrl.sampling.prompt_block import bucket_length
 
 __all__ = [
     "GenerationResult", "SampledTokens", "TextGenerationResult", "bucket_length",

@@ -19,7 +19,7 @@ from reasonrl.models import api
 from reasonrl.models.config import ModelConfig
 from reasonrl.parallel.rules import DEFAULT_RULES, Rules, batch_sharding, batch_split_count
 from reasonrl.sampling.decode import SamplerSettings, build_sampler
-from reasonrl.sampling.prompts import check_settings, check_stop_tokens, pack_prompts
+from reasonrl.sampling.prompt_block import check_settings, check_stop_tokens, pack_prompts
 
 
 class GenerationResult(NamedTuple):

@@ -58,7 +58,7 @@ from absl import app, flags, logging
 
 from reasonrl import data as data_lib
 from reasonrl import models, parallel, rewards, sampling
-from reasonrl.data import prompts
+from reasonrl.data import prompt_templates
 from reasonrl.rewards import GradeResult, Problem
 from reasonrl.sampling.keys import batch_rng
 from reasonrl.synthetic import distill_store
@@ -86,7 +86,7 @@ class DistillSettings:
 
     Attributes:
         prompt_template, chat_template: how a problem becomes the teacher's prompt
-            (``reasonrl.data.prompts``); the chat template is also the one to train with.
+            (``reasonrl.data.prompt_templates``); the chat template is also the one to train with.
         num_samples: teacher samples per problem (n).
         temperature, top_p, top_k, max_new_tokens: sampling (see ``sampling.generate``).
         seed: PRNG seed of the sampler.
@@ -119,9 +119,9 @@ class DistillSettings:
         if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
             raise SettingsError(f"need --temperature >= 0, --top_k >= 0 and 0 < --top_p <= 1; "
                                 f"got {self.temperature}, {self.top_k}, {self.top_p}")
-        if self.prompt_template not in prompts.PROMPT_TEMPLATES:
+        if self.prompt_template not in prompt_templates.PROMPT_TEMPLATES:
             raise SettingsError(f"--prompt_template: unknown {self.prompt_template!r}; known: "
-                                f"{sorted(prompts.PROMPT_TEMPLATES)}")
+                                f"{sorted(prompt_templates.PROMPT_TEMPLATES)}")
         if self.chat_template not in data_lib.CHAT_TEMPLATES:
             raise SettingsError(f"--chat_template: unknown {self.chat_template!r}; known: "
                                 f"{sorted(data_lib.CHAT_TEMPLATES)}")
@@ -238,28 +238,28 @@ def problem_batches(problems: Sequence[Problem], batch_size: int) -> list[list[P
 
 def sft_prompt(problem: str, prompt_template: str) -> str:
     """The user turn the teacher saw for ``problem`` (its system message, if any, is not here)."""
-    messages = prompts.get_prompt_template(prompt_template).messages(problem)
+    messages = prompt_templates.get_prompt_template(prompt_template).messages(problem)
     return next(message["content"] for message in reversed(messages)
                 if message["role"] == "user")
 
 
 def system_prompt(prompt_template: str) -> str | None:
     """The template's system message, to set as the sft spec's ``system_prompt``; or None."""
-    messages = prompts.get_prompt_template(prompt_template).messages("")
+    messages = prompt_templates.get_prompt_template(prompt_template).messages("")
     return next((m["content"] for m in messages if m["role"] == "system"), None)
 
 
 def _sample(config, params, tokenizer, batch: Sequence[Problem], settings: DistillSettings):
     """(completion texts, GenerationResult); row = problem * num_samples + sample."""
     prompt_tokens = [
-        prompts.prompt_token_ids(problem.problem, prompt_template=settings.prompt_template,
+        prompt_templates.prompt_token_ids(problem.problem, prompt_template=settings.prompt_template,
                                  chat_template=settings.chat_template, tokenizer=tokenizer)
         for problem in batch]
     result = sampling.generate(
         config, params, prompt_tokens, max_new_tokens=settings.max_new_tokens,
         rng=batch_rng(settings.seed, batch[0].id), temperature=settings.temperature,
         top_p=settings.top_p, top_k=settings.top_k, num_samples=settings.num_samples,
-        stop_tokens=prompts.stop_token_ids(tokenizer, settings.chat_template),
+        stop_tokens=prompt_templates.stop_token_ids(tokenizer, settings.chat_template),
         pad_id=tokenizer.pad_id)
     texts = []
     for tokens, length, reason in zip(result.tokens, result.lengths, result.finish_reasons):
@@ -277,7 +277,7 @@ def _candidates(batch, texts, result, grades, num_samples) -> list[Candidate]:
 
 
 def _record(problem: Problem, candidate: Candidate, settings: DistillSettings) -> dict:
-    prefix = prompts.get_prompt_template(settings.prompt_template).assistant_prefix
+    prefix = prompt_templates.get_prompt_template(settings.prompt_template).assistant_prefix
     return {settings.prompt_field: sft_prompt(problem.problem, settings.prompt_template),
             settings.response_field: prefix + candidate.completion,
             "id": problem.id, "sample": candidate.sample, "num_tokens": candidate.num_tokens,
@@ -465,7 +465,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_new_tokens", _DEFAULTS.max_new_tokens,
                          "Generated tokens per sample at most (raise for long reasoning).")
     flags.DEFINE_enum("prompt_template", _DEFAULTS.prompt_template,
-                      sorted(prompts.PROMPT_TEMPLATES), "How a problem becomes the prompt.")
+                      sorted(prompt_templates.PROMPT_TEMPLATES), "How a problem becomes the prompt.")
     flags.DEFINE_enum("chat_template", _DEFAULTS.chat_template, sorted(data_lib.CHAT_TEMPLATES),
                       "Chat template of the teacher's prompts (use it for the sft task too).")
     flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size,

@@ -57,7 +57,7 @@ def rl_config() -> ml_collections.ConfigDict:
     `train.batch_size` is prompts per rollout step and `train.steps` counts rollout steps."""
     return ml_collections.ConfigDict(dict(
         prompt_field="question", answer_field="answer",
-        prompt_template="plain",  # reasonrl.data.prompts.PROMPT_TEMPLATES
+        prompt_template="plain",  # reasonrl.data.prompt_templates.PROMPT_TEMPLATES
         chat_template="chatml",
         group_size=8,  # G samples per prompt (they share one prefill)
         max_new_tokens=64,  # completion budget; prompts get train.seq_len - max_new_tokens
@@ -226,7 +226,7 @@ def validate_stage(stage, name: str, earlier: list[str], num_devices: int,
 
 def _validate_rl(stage, prefix: str, config_file: str | None) -> int:
     """Checks the `rl` section; returns the rows of one optimizer update."""
-    from reasonrl.data.prompts import PROMPT_TEMPLATES
+    from reasonrl.data.prompt_templates import PROMPT_TEMPLATES
     from reasonrl.data.tokenizer.chat_templates import CHAT_TEMPLATES
     from reasonrl.rewards import REWARDS
     from reasonrl.rewards.shaping import LENGTH_PENALTIES

@@ -6,7 +6,7 @@ import pytest
 
 from reasonrl import data as data_lib
 from reasonrl import models
-from reasonrl.data.prompts import prompt_token_ids
+from reasonrl.data.prompt_templates import prompt_token_ids
 from reasonrl.objectives import ModelContext
 from reasonrl.objectives.logprobs import token_statistics
 from reasonrl.rl.rollout import RolloutSettings, sample_rollout, score_rollout, train_batch

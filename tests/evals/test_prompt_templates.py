@@ -3,7 +3,7 @@
 import pytest
 
 from evals.common import protocols
-from reasonrl.data import prompts
+from reasonrl.data import prompt_templates
 from reasonrl import data as data_lib
 
 PROBLEM = "What is $1+1$?"
@@ -30,7 +30,7 @@ def tokenizer(tiny_checkpoint):
 
 @pytest.mark.parametrize("prompt_template, chat_template", sorted(EXPECTED))
 def test_prompt_renders_documented_string(tokenizer, prompt_template, chat_template):
-    ids = prompts.prompt_token_ids(PROBLEM, prompt_template=prompt_template,
+    ids = prompt_templates.prompt_token_ids(PROBLEM, prompt_template=prompt_template,
                                    chat_template=chat_template, tokenizer=tokenizer)
     assert tokenizer.decode(ids) == EXPECTED[prompt_template, chat_template]
     if chat_template == "plain":
@@ -38,15 +38,15 @@ def test_prompt_renders_documented_string(tokenizer, prompt_template, chat_templ
 
 
 def test_r1_instruction_is_the_published_text():
-    assert prompts.BOXED_INSTRUCTION == INSTRUCTION
-    assert prompts.get_prompt_template("r1").assistant_prefix == "<think>\n"
+    assert prompt_templates.BOXED_INSTRUCTION == INSTRUCTION
+    assert prompt_templates.get_prompt_template("r1").assistant_prefix == "<think>\n"
     with pytest.raises(ValueError, match="unknown prompt template"):
-        prompts.get_prompt_template("r2")
+        prompt_templates.get_prompt_template("r2")
 
 
 def test_stop_tokens_include_end_of_turn(tokenizer):
-    assert prompts.stop_token_ids(tokenizer, "plain") == [tokenizer.eos_id]
-    assert prompts.stop_token_ids(tokenizer, "chatml") == [
+    assert prompt_templates.stop_token_ids(tokenizer, "plain") == [tokenizer.eos_id]
+    assert prompt_templates.stop_token_ids(tokenizer, "chatml") == [
         tokenizer.eos_id, tokenizer.token_to_id("<|im_end|>")]
 
 

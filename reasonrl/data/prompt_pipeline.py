@@ -8,7 +8,7 @@
 The data spec takes the engine's `source` section (reasonrl.data.pipeline) plus `shuffle` and
 `num_epochs`; no task or packing applies. A record gives its problem under `rl.prompt_field` and its gold
 answer under `rl.answer_field`; the problem becomes a prompt with `rl.prompt_template` and
-`rl.chat_template` (reasonrl.data.prompts). Prompts longer than `max_prompt_len` tokens are
+`rl.chat_template` (reasonrl.data.prompt_templates). Prompts longer than `max_prompt_len` tokens are
 dropped (and counted in the log) rather than truncated: a cut problem has no right answer.
 The iterator is a grain DatasetIterator whose state is checkpointed with the train state.
 """
@@ -22,8 +22,8 @@ import grain
 import numpy as np
 from absl import logging
 
-from reasonrl.data.pipeline import _default_shard, _LocatedTask
-from reasonrl.data.prompts import prompt_token_ids
+from reasonrl.data.pipeline import default_shard, LocatedTask
+from reasonrl.data.prompt_templates import prompt_token_ids
 from reasonrl.data.sources.registry import SOURCE_TYPES
 from reasonrl.data.spec import SpecError, parse_section, parse_typed_section
 from reasonrl.data.tokenizer.base import Tokenizer
@@ -86,7 +86,7 @@ def make_prompt_pipeline(spec: Any, rl, tokenizer: Tokenizer, *, batch_size: int
     """Batches of `batch_size` prompts, shuffled by `seed`, this host's shard of the records."""
     config = parse_section(PromptSpec, spec, "spec")
     source_class, source_config = parse_typed_section(SOURCE_TYPES, config.source, "spec.source")
-    shard_index, shard_count = _default_shard(shard_index, shard_count)
+    shard_index, shard_count = default_shard(shard_index, shard_count)
     source = source_class.from_config(source_config)
     records = grain.MapDataset.source(source).map_with_index(
         lambda index, record: (index, record))[shard_index::shard_count]
@@ -96,7 +96,7 @@ def make_prompt_pipeline(spec: Any, rl, tokenizer: Tokenizer, *, batch_size: int
         records = records.shuffle(seed)
     if config.num_epochs != 1:
         records = records.repeat(config.num_epochs)
-    examples = records.map(_LocatedTask(_PromptTask(rl, tokenizer), source)).filter(
+    examples = records.map(LocatedTask(_PromptTask(rl, tokenizer), source)).filter(
         _FitsPrompt(max_prompt_len))
     batches = examples.to_iter_dataset().batch(batch_size, drop_remainder=True,
                                                batch_fn=_as_lists)
