@@ -52,7 +52,10 @@ setuptools.setup(
     description="Train and evaluate reasoning language models in JAX.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=setuptools.find_packages(include=["reasonrl", "reasonrl.*"]),
+    # configs/ (the recipes) ships inside the package as reasonrl.configs, so the embedded
+    # default job and `reasonrl.paths.recipe` work from any install, editable or not.
+    packages=setuptools.find_packages(include=["reasonrl", "reasonrl.*"]) + ["reasonrl.configs"],
+    package_dir={"reasonrl.configs": "configs"},
     package_data={"reasonrl": ["assets/**/*"]},
     include_package_data=True,
     python_requires=">=3.10",

@@ -35,7 +35,7 @@ def main(argv):
 
     from reasonrl.paths import recipe
     from reasonrl.rl.trainer import read_rollout_metrics
-    from reasonrl.train.job import run_job
+    from reasonrl.job import run_job
 
     config = recipe("grpo").get_config()
     rl = config.stages.rl

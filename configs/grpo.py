@@ -19,6 +19,7 @@ For a real model, override the RL stage, e.g. Qwen2.5-Math-1.5B on MATH prompts:
 """
 
 from reasonrl.paths import asset
+from reasonrl.rl.loop import rl_options
 from reasonrl.train.config import job_config, stage_config
 
 ADDITION_MODEL = dict(hidden_size=96, intermediate_size=288, num_layers=4, num_heads=4,
@@ -49,7 +50,7 @@ def sft_stage(steps: int = 300):
 def rl_stage(steps: int = 200):
     rl = stage_config()
     rl.model.init_from = "sft"
-    rl.loop = "rl"
+    rl.rl = rl_options()  # the rl loop's section (policy_gradient runs in the rl loop)
     rl.data = dict(source=dict(type="jsonl", path=addition_file("sft_train.jsonl")))
     rl.eval_data = dict(source=dict(type="jsonl", path=addition_file("test.jsonl")))
     rl.objective.update(name="policy_gradient", clip_eps_low=0.2, clip_eps_high=0.2,

@@ -14,8 +14,9 @@ from ml_collections import config_flags
 
 from reasonrl.paths import CONFIGS_DIR
 
+DEFAULT_CONFIG = CONFIGS_DIR / "demo.py"  # the embedded default job; ships with any install
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", str(CONFIGS_DIR / "demo.py"), "Job config file (a python file with get_config()).",
+    "config", str(DEFAULT_CONFIG), "Job config file (a python file with get_config()).",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Directory for every output of the job.")
 
@@ -26,7 +27,7 @@ def main(argv) -> int:
     from reasonrl.data import SpecError
     from reasonrl.parallel import initialize_distributed
     from reasonrl.train.config import JobConfigError
-    from reasonrl.train.job import run_job
+    from reasonrl.job import run_job
 
     if not flags.FLAGS["verbosity"].present:  # orbax and clu are chatty at INFO
         logging.set_verbosity(logging.WARNING)

@@ -1,12 +1,25 @@
 """Locations of files that ship with reasonrl."""
 
+import importlib.util
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
-# The repository checkout (configs/ lives beside the package in a source or editable install).
-REPO_DIR = PACKAGE_DIR.parent
-CONFIGS_DIR = REPO_DIR / "configs"
+
+
+def _configs_dir() -> Path:
+    """The recipes: the installed package reasonrl.configs (setup.py maps the repository's
+    configs/ onto it), or configs/ beside the package in a source tree that is not installed."""
+    try:
+        spec = importlib.util.find_spec("reasonrl.configs")
+    except ImportError:
+        spec = None
+    if spec is not None and spec.origin:
+        return Path(spec.origin).resolve().parent
+    return PACKAGE_DIR.parent / "configs"
+
+
+CONFIGS_DIR = _configs_dir()
 
 
 def asset(*parts: str) -> Path:
@@ -20,8 +33,6 @@ def asset(*parts: str) -> Path:
 def recipe(name: str):
     """The module of configs/<name>.py, for a recipe that builds on another one:
     `grpo = recipe("grpo"); config = grpo.get_config()` (works from any working directory)."""
-    import importlib.util
-
     path = CONFIGS_DIR / f"{name}.py"
     if not path.is_file():
         raise FileNotFoundError(f"no recipe {path}")

@@ -4,11 +4,13 @@ from reasonrl.objectives import cross_entropy  # noqa: F401  (registers next_tok
 from reasonrl.objectives import dpo, policy_gradient, reward_model  # noqa: F401  (register)
 from reasonrl.objectives.metrics import Max, Mean, Min
 from reasonrl.objectives.logprobs import TokenStats, token_statistics
-from reasonrl.objectives.registry import (OBJECTIVES, ModelContext, Objective, ParamsHooks,
-                                          ReferenceHook, RegisteredObjective, get_objective,
+from reasonrl.objectives.registry import (OBJECTIVES, ModelContext, Objective,
+                                          ObjectiveOptionError, ParamsHooks, ReferenceHook,
+                                          RegisteredObjective, get_objective,
                                           register_objective)
 from reasonrl.objectives.reward_model import load_reward_model
 
-__all__ = ["Max", "Mean", "Min", "OBJECTIVES", "ModelContext", "Objective", "ParamsHooks",
+__all__ = ["Max", "Mean", "Min", "OBJECTIVES", "ModelContext", "Objective",
+           "ObjectiveOptionError", "ParamsHooks",
            "ReferenceHook", "RegisteredObjective", "TokenStats", "get_objective",
            "load_reward_model", "register_objective", "token_statistics"]

@@ -13,7 +13,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from reasonrl.objectives.logprobs import token_statistics
-from reasonrl.objectives.registry import ModelContext, register_objective
+from reasonrl.objectives.registry import (ModelContext, check_chunk_size, check_option,
+                                          register_objective)
 from reasonrl.objectives.metrics import Mean
 
 
@@ -39,8 +40,14 @@ def _cross_entropy(params, batch, *, model: ModelContext, z_loss_coef: float, ch
     return loss_sum, tokens, metrics
 
 
-@register_objective("next_token", z_loss_coef=0.0, logits_chunk_size=1024,
-                    report_entropy=False)
+def _validate_next_token(config) -> None:
+    check_option(float(config.z_loss_coef) >= 0, "z_loss_coef",
+                 f"must be >= 0, got {config.z_loss_coef}")
+    check_chunk_size(config)
+
+
+@register_objective("next_token", validate=_validate_next_token, z_loss_coef=0.0,
+                    logits_chunk_size=1024, report_entropy=False)
 def next_token_loss(params, batch, rng, *, model: ModelContext, config):
     """Pretraining loss with optional z-loss (`config.z_loss_coef`)."""
     del rng
@@ -49,7 +56,8 @@ def next_token_loss(params, batch, rng, *, model: ModelContext, config):
                           report_entropy=bool(config.report_entropy))
 
 
-@register_objective("sft", logits_chunk_size=1024, report_entropy=False)
+@register_objective("sft", validate=check_chunk_size, logits_chunk_size=1024,
+                    report_entropy=False)
 def sft_loss(params, batch, rng, *, model: ModelContext, config):
     """Supervised fine-tuning: cross-entropy on response tokens (the pipeline's loss_mask)."""
     del rng

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 
 from reasonrl.objectives.logprobs import token_statistics
 from reasonrl.objectives.pairwise import bradley_terry_terms
-from reasonrl.objectives.registry import ModelContext, ReferenceHook, register_objective
+from reasonrl.objectives.registry import (ModelContext, ReferenceHook, check_chunk_size,
+                                          check_option, register_objective)
 
 PAIR_SIDES = ("chosen", "rejected")
 SEQUENCE_FIELDS = ("tokens", "targets", "positions", "segment_ids", "loss_mask")
@@ -99,8 +100,13 @@ def _reference_fields(ref_params, batch: dict, *, model: ModelContext, config) -
                               chunk_size=int(config.logits_chunk_size))
 
 
-@register_objective("dpo", reference=ReferenceHook(_reference_fields), beta=0.1,
-                    logits_chunk_size=1024)
+def _validate(config) -> None:
+    check_option(float(config.beta) > 0, "beta", f"must be > 0, got {config.beta}")
+    check_chunk_size(config)
+
+
+@register_objective("dpo", reference=ReferenceHook(_reference_fields), validate=_validate,
+                    beta=0.1, logits_chunk_size=1024)
 def dpo_loss(params, batch, rng, *, model: ModelContext, config):
     """DPO with precomputed reference log-probs; `beta` is β (paper: 0.1)."""
     del rng

@@ -8,13 +8,19 @@ An objective is a pure, jit-able function
 micro-batches and devices) so gradient accumulation and packing give exact means; `metrics` is a
 dict of `reasonrl.objectives.metrics` values (Mean / Max / Min) that merge exactly.
 
-What an objective needs from the trainer beyond the decoder's params and the data batch it
-declares when it registers (the trainer has no per-objective branches):
+What an objective needs from the stage engine beyond the decoder's params and the data batch
+it declares when it registers (no loop has per-objective branches):
 
+  loop="supervised"             the stage loop that feeds it (`reasonrl.train.loops`): data
+                                batches ("supervised") or sampled rollouts ("rl");
   params=ParamsHooks(...)       its trainable params wrap the decoder's (e.g. a reward head):
                                 how to build, shard and export them (default: the decoder's);
-  reference=ReferenceHook(...)  batch fields computed under the frozen initial params (e.g.
-                                DPO's reference log-probs), added to every train/eval batch.
+  reference=ReferenceHook(...)  batch fields computed under the frozen initial params (DPO's
+                                reference log-probs, the policy gradient's KL reference), added
+                                to every train/eval batch; loaded only when the hook is needed;
+  validate=fn                   checks the option values (raises ObjectiveOptionError naming
+                                the option), run with the config validation before anything
+                                loads or compiles.
 """
 
 from __future__ import annotations
@@ -80,10 +86,35 @@ class ReferenceHook:
     fields(params, batch, *, model: ModelContext, config) -> dict of [B, ...] arrays
         Pure and jit-able; `params` is the frozen reference (the stage's initial trainable
         params, re-derived from the model source on resume, never the resumed ones). The
-        trainer runs it on every train and eval batch and adds its outputs to the batch.
+        engine runs it on every train and eval batch and adds its outputs to the batch.
+    needed(config) -> bool
+        Whether the objective's options use the reference at all (e.g. only when a KL
+        coefficient is > 0); when False the reference params are never copied or loaded.
     """
 
     fields: Callable[..., dict]
+    needed: Callable[[Any], bool] = lambda config: True
+
+
+class ObjectiveOptionError(ValueError):
+    """An objective option with a value the objective cannot use; `option` names it."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.message = message
+
+
+def check_option(valid: bool, option: str, message: str) -> None:
+    """Raises ObjectiveOptionError(option, message) unless `valid` (for `validate` functions)."""
+    if not valid:
+        raise ObjectiveOptionError(option, message)
+
+
+def check_chunk_size(config) -> None:
+    """The `logits_chunk_size` option every log-prob objective has: a positive integer."""
+    check_option(int(config.logits_chunk_size) >= 1, "logits_chunk_size",
+                 f"must be >= 1, got {config.logits_chunk_size}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,24 +126,32 @@ class RegisteredObjective:
     name: str
     fn: Objective
     defaults: dict[str, Any]
+    loop: str = "supervised"
     params: ParamsHooks = ParamsHooks()
     reference: ReferenceHook | None = None
+    validate: Callable[[Any], None] = lambda config: None
+
+    def needs_reference(self, config) -> bool:
+        """Whether a stage with these options needs the frozen reference params."""
+        return self.reference is not None and bool(self.reference.needed(config))
 
 
 OBJECTIVES: dict[str, RegisteredObjective] = {}
 
 
-def register_objective(name: str, *, params: ParamsHooks | None = None,
+def register_objective(name: str, *, loop: str = "supervised", params: ParamsHooks | None = None,
                        reference: ReferenceHook | None = None,
+                       validate: Callable[[Any], None] | None = None,
                        **defaults) -> Callable[[Objective], Objective]:
     """Registers `fn` under `name`; other keyword arguments are its config options and their
-    defaults. `params` / `reference` declare what the objective needs beyond decoder params
-    (so `params` and `reference` cannot be option names)."""
+    defaults. `loop`, `params`, `reference` and `validate` declare how the engine runs it (see
+    the module docstring), so they cannot be option names."""
     def decorator(fn: Objective) -> Objective:
         if name in OBJECTIVES:
             raise ValueError(f"objective {name!r} is already registered")
-        OBJECTIVES[name] = RegisteredObjective(name, fn, dict(defaults),
-                                               params or ParamsHooks(), reference)
+        OBJECTIVES[name] = RegisteredObjective(
+            name, fn, dict(defaults), loop, params or ParamsHooks(), reference,
+            validate or (lambda config: None))
         return fn
     return decorator
 

@@ -1,5 +1,5 @@
-"""Reinforcement-learning utilities shared by the RL trainers (advantage estimators, DAPO
-dynamic sampling)."""
+"""Reinforcement learning with verifiable rewards: the rl stage loop (`reasonrl.rl.loop`, on the
+stage engine), rollouts (`rollout`), advantage estimators by name and DAPO dynamic sampling."""
 
 from reasonrl.rl.advantages import (ADVANTAGE_ESTIMATORS, get_advantage_estimator,
                                     register_advantage_estimator)

@@ -17,8 +17,14 @@ Typical loop::
     if sample.exhausted:                    # ... unless max_rounds ran out first
         log.warning("dynamic sampling: only %d groups", sample.num_groups)
 
-Everything is deterministic: groups leave in the order they arrived (FIFO), the surplus of a
-step is carried over to the next one, and nothing is random.
+Everything is deterministic: groups leave in the order they arrived (FIFO) and nothing is
+random. A buffer keeps what `pop` did not take, so a caller may carry a surplus over; the RL
+loop (:mod:`reasonrl.rl.loop`) does not: it uses one buffer per step and drops the surplus, as
+DAPO's reference implementation does (verl ``recipe/dapo``: the batch is cut to the train batch
+size), so each step's batch depends only on that step's rollouts and a resumed run needs no
+buffer in its checkpoint. Which field decides informativeness is the caller's choice
+(``reward_key``): DAPO filters on accuracy (its ``filter_groups.metric=acc``), so that with
+length or overlong shaping a group whose answers are all correct is still uninformative.
 """
 
 from __future__ import annotations
@@ -80,7 +86,8 @@ class DynamicSamplingBuffer:
         max_rounds: cap on rollout rounds per train batch; once this many ``add`` calls have been
             made since the last pop, :meth:`ready` is True and :meth:`pop` returns what it has,
             flagged ``exhausted``. None: no cap.
-        reward_key: the field holding the rewards that decide informativeness.
+        reward_key: the field whose per-sample values decide informativeness (the RL loop passes
+            "correct" by default, DAPO's accuracy filter, or "rewards").
 
     Every batch passed to :meth:`add` must have the same fields, each with the same trailing
     shape (pad token arrays to one length), and contain ``reward_key``.

@@ -23,6 +23,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from reasonrl.objectives.registry import ModelContext, Objective
+from reasonrl.parallel.mesh import jit_on_mesh
 from reasonrl.parallel.rules import DEFAULT_RULES, Rules, batch_sharding
 from reasonrl.objectives import metrics as metrics_lib
 
@@ -157,7 +158,8 @@ def make_train_step(objective: Objective, objective_config, model: ModelContext,
 
 def state_shardings(abstract_state: TrainState, param_shardings, mesh: Mesh) -> TrainState:
     """Shardings for a TrainState: every optimizer leaf whose path ends with a parameter's path
-    (Adam's mu and nu) takes that parameter's sharding; counts and scalars replicate."""
+    (Adam's mu and nu) takes that parameter's sharding; counts and scalars replicate. All name
+    `mesh` (whatever its axis types), so a state placed with them lives on the caller's mesh."""
     replicated = NamedSharding(mesh, PartitionSpec())
     by_path = {_dict_keys(path): (sharding, leaf.shape) for (path, sharding), leaf in zip(
         jax.tree_util.tree_flatten_with_path(param_shardings)[0],
@@ -182,9 +184,14 @@ def _dict_keys(path) -> tuple:
 
 def jit_train_step(step_fn: Callable, shardings: TrainState, mesh: Mesh, batch_keys,
                    rules: Rules = DEFAULT_RULES):
-    """jit with explicit in/out shardings; the incoming state is donated."""
+    """jit with explicit in/out shardings; the incoming state is donated.
+
+    `mesh` may have any axis types (e.g. `jax.make_mesh`'s Explicit axes, or set with
+    `jax.set_mesh`): the step runs on its Auto view and the new state and metrics come back on
+    `mesh` (`parallel.jit_on_mesh`).
+    """
     rows = batch_sharding(mesh, rules)
     batch_shardings = {k: rows for k in batch_keys}
     replicated = NamedSharding(mesh, PartitionSpec())
-    return jax.jit(step_fn, in_shardings=(shardings, batch_shardings),
-                   out_shardings=(shardings, replicated), donate_argnums=(0,))
+    return jit_on_mesh(step_fn, mesh, in_shardings=(shardings, batch_shardings),
+                       out_shardings=(shardings, replicated), donate_argnums=(0,))

@@ -1,5 +1,6 @@
-"""policy_gradient: the clipped surrogate, KL estimators and loss aggregations against NumPy
-references of the paper formulas; stop-gradients; exact gradient accumulation."""
+"""policy_gradient: the clipped surrogate, KL estimators, loss aggregations and GSPO's sequence
+ratios against NumPy references of the paper formulas (values and gradients); the log-ratio
+clamp at extreme ratios; stop-gradients; exact gradient accumulation."""
 
 import itertools
 
@@ -17,19 +18,69 @@ from tests.helpers import assert_accumulation_exact
 CONFIG = models.get_preset("tiny-qwen3", vocab_size=64, hidden_size=32, intermediate_size=64,
                            num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8)
 AGGREGATIONS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
+LOG_RATIO_BOUND = 20.0  # verl's clamp of log ρ
+
+
+def _numpy_ratios(lp, old, mask, importance_ratio):
+    """ρ_it in float64 and whether the clamp bound its log: exp(log π_θ − log π_old) per token,
+    or GSPO's s_i = exp(mean of the row's token log-ratios) at each of the row's tokens."""
+    batch, length = mask.shape
+    log_ratio = np.zeros((batch, length))
+    for i in range(batch):
+        scored = [t for t in range(length) if mask[i, t]]
+        token = {t: float(lp[i, t]) - float(old[i, t]) for t in scored}
+        for t in scored:
+            if importance_ratio == "token":
+                log_ratio[i, t] = token[t]
+            else:  # sequence / sequence_token: the same value, s_i
+                log_ratio[i, t] = sum(token.values()) / len(scored)
+    clamped = np.abs(log_ratio) > LOG_RATIO_BOUND
+    return np.exp(np.clip(log_ratio, -LOG_RATIO_BOUND, LOG_RATIO_BOUND)), clamped
+
+
+def _numpy_weights(mask, opts):
+    """w_it with loss = Σ_it w_it·l_it under the options' aggregation."""
+    lengths = mask.sum(1, keepdims=True)
+    sequences = (lengths > 0).sum()
+    if opts.loss_aggregation == "token_mean":
+        return mask / mask.sum()
+    if opts.loss_aggregation == "seq_mean_token_mean":
+        return mask / np.maximum(lengths, 1) / sequences
+    return mask / (opts.loss_norm_length or mask.shape[1]) / sequences
+
+
+def _numpy_gradient(lp, old, adv, mask, opts):
+    """d loss / d log π_θ, float64, of the clipped surrogate (kl_coef = 0) by the chain rule:
+    d pg / d log ρ = −A·ρ where no clip binds (and |log ρ| ≤ 20), else 0; d log ρ_it / d log
+    π_θ(y_it) = 1 (token, sequence_token); d log s_i / d log π_θ(y_it) = 1/|y_i| (sequence, whose
+    pg_i sits at each of the row's tokens)."""
+    assert not opts.kl_coef
+    adv = np.broadcast_to(adv[:, None], mask.shape) if adv.ndim == 1 else adv
+    adv = np.where(mask > 0, adv, 0.0)
+    ratio, clamped = _numpy_ratios(lp, old, mask, opts.importance_ratio)
+    low, high = 1 - opts.clip_eps_low, 1 + opts.clip_eps_high
+    flat = clamped | ((adv > 0) & (ratio > high)) | ((adv < 0) & (ratio < low))
+    if opts.dual_clip_c:
+        flat |= (adv < 0) & (ratio > opts.dual_clip_c)
+    slope = np.where(flat, 0.0, -adv * ratio) * _numpy_weights(mask, opts)
+    if opts.importance_ratio == "sequence":
+        lengths = np.maximum(mask.sum(1, keepdims=True), 1)
+        return mask * slope.sum(1, keepdims=True) / lengths
+    return slope
 
 
 def _numpy_loss(lp, old, adv, mask, ref, opts):
-    """Per-token loops over the GRPO / DAPO / Dr. GRPO formulas, float64."""
+    """Per-token loops over the GRPO / DAPO / Dr. GRPO / GSPO formulas, float64."""
     batch, length = mask.shape
     adv = np.broadcast_to(adv[:, None], mask.shape) if adv.ndim == 1 else adv
+    ratios, _ = _numpy_ratios(lp, old, mask, opts.importance_ratio)
     per_sequence, tokens_total, sequences = [], 0.0, 0
     for i in range(batch):
         token_losses = []
         for t in range(length):
             if not mask[i, t]:
                 continue
-            ratio = np.exp(float(lp[i, t]) - float(old[i, t]))
+            ratio = ratios[i, t]
             a = float(adv[i, t])
             clipped = min(max(ratio, 1 - opts.clip_eps_low), 1 + opts.clip_eps_high)
             loss = -min(ratio * a, clipped * a)
@@ -183,6 +234,195 @@ def test_clipped_direction_has_zero_gradient():
     assert np.all(grads[~clipped] != 0)
 
 
+def _extreme_inputs():
+    """Rows 0-3: every response token at log-ratio ±100 (A = +1 / −1); rows 4-5: moderate
+    ratios inside the clip range; rows 6-7: one ±100 token among moderate ones."""
+    rng = np.random.RandomState(6)
+    mask = np.zeros((8, 6), np.float32)
+    mask[:, 1:5] = 1  # column 0: prompt, column 5: padding
+    log_ratio = rng.uniform(-0.1, 0.1, mask.shape)
+    log_ratio[[0, 2]], log_ratio[[1, 3]] = 100.0, -100.0
+    log_ratio[6, 2], log_ratio[7, 3] = 100.0, -100.0
+    lp = np.full(mask.shape, -0.5)
+    lp[log_ratio < 0] -= 100.0  # a log-prob is <= 0: lower π_θ rather than raise π_old
+    old = np.where(mask > 0, lp - log_ratio, -1e4).astype(np.float32)
+    adv = np.array([1.0, -1.0, -1.0, 1.0, 0.7, -1.3, 1.0, -1.0], np.float32)
+    return lp.astype(np.float32), old, adv, mask
+
+
+@pytest.mark.parametrize("importance_ratio", ["token", "sequence", "sequence_token"])
+@pytest.mark.parametrize("dual_clip_c", [0.0, 3.0])
+def test_extreme_log_ratios_keep_loss_and_gradient_finite(importance_ratio, dual_clip_c):
+    """exp(±100) overflows float32; without the clamp the clip's unused branch makes the
+    backward 0·inf = NaN on tokens the clip holds constant. With it: finite loss, exactly 0 on
+    clipped / clamped tokens, the reference gradient everywhere else."""
+    lp, old, adv, mask = _extreme_inputs()
+    opts = PolicyGradientOptions(dual_clip_c=dual_clip_c, importance_ratio=importance_ratio,
+                                 loss_aggregation="seq_mean_token_mean")
+
+    def loss(lp):
+        loss_sum, denominator, _ = policy_gradient_terms(lp, old, adv, mask, opts)
+        return loss_sum / denominator
+
+    value, grads = jax.value_and_grad(loss)(lp)
+    grads = np.asarray(grads)
+    assert np.isfinite(float(value)) and np.all(np.isfinite(grads))
+    np.testing.assert_allclose(float(value), _numpy_loss(lp, old, adv, mask, None, opts),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(grads[:4], 0.0)  # clipped (or beyond the clamp)
+    np.testing.assert_array_equal(grads[6, 2], 0.0)
+    np.testing.assert_array_equal(grads[7, 3], 0.0)
+    np.testing.assert_allclose(grads, _numpy_gradient(lp, old, adv, mask, opts),
+                               rtol=1e-5, atol=1e-9)
+    assert np.all(grads[4:6][mask[4:6] > 0] != 0)  # the in-range rows still learn
+    if importance_ratio == "token":  # and so do the moderate tokens beside an extreme one
+        assert np.all(grads[6, [1, 3, 4]] != 0) and np.all(grads[7, [1, 2, 4]] != 0)
+
+
+def _gspo_inputs(seed, per_token_advantage=False):
+    """_random_inputs, bigger, plus a padding row and junk policy log-probs where unscored."""
+    lp, old, adv, mask, ref = _random_inputs(seed, batch=12, length=10,
+                                             per_token_advantage=per_token_advantage)
+    mask[-1] = 0  # padding row
+    old[-1], adv[-1] = -1e4, np.nan
+    lp = np.where(mask > 0, lp, 30.0).astype(np.float32)
+    return lp, old, adv, mask, ref
+
+
+GSPO_RATIOS = [("sequence", False), ("sequence_token", False), ("sequence_token", True)]
+GSPO_CASES = [dict(loss_aggregation=agg, **extra) for agg, extra in itertools.product(
+    AGGREGATIONS, [
+        dict(clip_eps_low=3e-4, clip_eps_high=4e-4),  # the paper's
+        dict(clip_eps_low=0.05, clip_eps_high=0.08, dual_clip_c=1.05),
+        dict(clip_eps_low=0.1, clip_eps_high=0.1, kl_coef=0.04, loss_norm_length=16),
+    ])]
+
+
+@pytest.mark.parametrize("importance_ratio, per_token_advantage", GSPO_RATIOS, ids=str)
+@pytest.mark.parametrize("case", GSPO_CASES,
+                         ids=lambda case: "-".join(f"{k}={v}" for k, v in case.items()))
+def test_gspo_matches_numpy(case, importance_ratio, per_token_advantage):
+    lp, old, adv, mask, ref = _gspo_inputs(7, per_token_advantage)
+    opts = PolicyGradientOptions(importance_ratio=importance_ratio, **case)
+
+    def loss(lp):
+        loss_sum, denominator, _ = policy_gradient_terms(
+            lp, old, adv, mask, opts, ref_logprobs=ref if opts.kl_coef else None)
+        return loss_sum / denominator, denominator
+
+    (value, denominator), grads = jax.value_and_grad(loss, has_aux=True)(lp)
+    grads = np.asarray(grads)
+    np.testing.assert_allclose(float(value), _numpy_loss(lp, old, adv, mask, ref, opts),
+                               rtol=1e-5, atol=1e-7)
+    tokens, sequences = mask.sum(), (mask.sum(1) > 0).sum()
+    assert float(denominator) == (tokens if opts.loss_aggregation == "token_mean" else sequences)
+    assert np.all(np.isfinite(grads))
+    np.testing.assert_array_equal(grads[mask == 0], 0.0)
+    if not opts.kl_coef:
+        expected = _numpy_gradient(lp, old, adv, mask, opts)
+        np.testing.assert_allclose(grads, expected, rtol=1e-5, atol=1e-8)
+        flat = grads == 0
+        assert flat[mask > 0].any() and not flat[mask > 0].all()  # clipped and unclipped
+        if not per_token_advantage:  # a sequence is clipped as a whole
+            for row_flat, row_mask in zip(flat, mask > 0):
+                assert row_flat[row_mask].all() or not row_flat[row_mask].any()
+
+
+def test_sequence_ratio_needs_one_advantage_per_sequence():
+    lp, old, adv, mask, _ = _gspo_inputs(8, per_token_advantage=True)
+    with pytest.raises(ValueError, match="sequence_token"):
+        policy_gradient_terms(lp, old, adv, mask, PolicyGradientOptions(
+            importance_ratio="sequence"))
+
+
+@pytest.mark.parametrize("importance_ratio", ["sequence", "sequence_token"])
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_gspo_with_one_token_sequences_is_the_token_level_loss(importance_ratio, aggregation):
+    rng = np.random.RandomState(9)
+    batch, length = 10, 8
+    lp = (-rng.rand(batch, length) * 3).astype(np.float32)
+    mask = np.zeros((batch, length), np.float32)
+    mask[np.arange(batch - 2), rng.randint(2, length, batch - 2)] = 1  # last two rows: empty
+    old = np.where(mask > 0, lp + rng.randn(batch, length) * 0.3, -1e4).astype(np.float32)
+    ref = (lp + rng.randn(batch, length) * 0.5).astype(np.float32)
+    adv = rng.randn(batch).astype(np.float32)
+    common = dict(loss_aggregation=aggregation, clip_eps_low=0.1, clip_eps_high=0.15,
+                  dual_clip_c=1.3, kl_coef=0.04)
+
+    def run(importance_ratio):
+        opts = PolicyGradientOptions(importance_ratio=importance_ratio, **common)
+
+        def loss(lp):
+            loss_sum, denominator, metrics = policy_gradient_terms(lp, old, adv, mask, opts,
+                                                                   ref_logprobs=ref)
+            return loss_sum / denominator, metrics
+
+        (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(lp)
+        assert np.all(np.isfinite(grads))
+        return float(value), np.asarray(grads), metrics_lib.compute(metrics)
+
+    token, sequence = run("token"), run(importance_ratio)
+    np.testing.assert_allclose(sequence[0], token[0], rtol=1e-6)
+    np.testing.assert_allclose(sequence[1], token[1], rtol=1e-6, atol=1e-9)
+    for name, value in token[2].items():
+        np.testing.assert_allclose(sequence[2][name], value, rtol=1e-6, err_msg=name)
+    assert np.abs(token[1]).max() > 1e-3
+
+
+@pytest.mark.parametrize("case", [
+    dict(clip_eps_low=3e-4, clip_eps_high=4e-4),
+    dict(clip_eps_low=0.05, clip_eps_high=0.08, dual_clip_c=1.05, kl_coef=0.1),
+], ids=["paper", "dual_clip_kl"])
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_gspo_token_equals_gspo_with_sequence_advantages(case, aggregation):
+    """The paper: with Â_it = Â_i, GSPO-token's objective and gradient are GSPO's."""
+    lp, old, adv, mask, ref = _gspo_inputs(11)
+
+    def run(importance_ratio):
+        opts = PolicyGradientOptions(importance_ratio=importance_ratio,
+                                     loss_aggregation=aggregation, **case)
+
+        def loss(lp):
+            loss_sum, denominator, _ = policy_gradient_terms(lp, old, adv, mask, opts,
+                                                             ref_logprobs=ref)
+            return loss_sum / denominator
+
+        value, grads = jax.value_and_grad(loss)(lp)
+        assert np.all(np.isfinite(grads))
+        return float(value), np.asarray(grads)
+
+    sequence, sequence_token = run("sequence"), run("sequence_token")
+    np.testing.assert_allclose(sequence_token[0], sequence[0], rtol=1e-6)
+    np.testing.assert_allclose(sequence_token[1], sequence[1], rtol=1e-5, atol=1e-9)
+    assert np.abs(sequence[1]).max() > 1e-3
+
+
+@pytest.mark.parametrize("importance_ratio", ["sequence", "sequence_token"])
+def test_gspo_clip_metrics_are_of_the_sequence_ratio(importance_ratio):
+    """Clip fractions count response tokens whose sequence's ratio is clipped; ratio_min /
+    ratio_max range over the non-empty sequences' s_i."""
+    lp, old, adv, mask, _ = _gspo_inputs(12)
+    opts = PolicyGradientOptions(importance_ratio=importance_ratio, clip_eps_low=0.05,
+                                 clip_eps_high=0.08, dual_clip_c=1.05)
+    got = metrics_lib.compute(policy_gradient_terms(lp, old, adv, mask, opts)[2])
+    lengths = mask.sum(1)
+    rows = lengths > 0
+    log_s = np.array([np.mean((lp - old)[i][mask[i] > 0]) for i in np.flatnonzero(rows)])
+    s, a, n = np.exp(log_s), adv[rows], lengths[rows]
+    expected = {
+        "clip_fraction_low": np.sum(n * ((a < 0) & (s < 0.95))) / n.sum(),
+        "clip_fraction_high": np.sum(n * ((a > 0) & (s > 1.08))) / n.sum(),
+        "dual_clip_fraction": np.sum(n * ((a < 0) & (s > 1.05))) / n.sum(),
+        "ratio_min": s.min(), "ratio_max": s.max(),
+        "pg_loss": np.sum(n * np.where((a < 0) & (s > 1.05), -a * 1.05, np.maximum(
+            -a * s, -a * np.clip(s, 0.95, 1.08)))) / n.sum(),
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(float(got[name]), value, rtol=1e-5, err_msg=name)
+    for name in ("clip_fraction_low", "clip_fraction_high", "dual_clip_fraction"):
+        assert 0 < expected[name] < 1, name
+
+
 def _config(**overrides):
     options = dict(get_objective("policy_gradient").defaults)
     options.update(logits_chunk_size=5, **overrides)
@@ -218,10 +458,11 @@ def model_batch():
     return params, batch, target_logp, entropy
 
 
-def test_objective_through_the_model_matches_numpy(model_batch):
+@pytest.mark.parametrize("importance_ratio", ["token", "sequence"])
+def test_objective_through_the_model_matches_numpy(model_batch, importance_ratio):
     params, batch, target_logp, entropy = model_batch
     config = _config(kl_coef=0.05, loss_aggregation="seq_mean_token_mean",
-                     clip_eps_high=0.28)
+                     clip_eps_high=0.28, importance_ratio=importance_ratio)
     loss_sum, denominator, metrics = jax.jit(lambda p, b: get_objective("policy_gradient").fn(
         p, b, jax.random.key(0), model=ModelContext(CONFIG), config=config))(params, batch)
     opts = PolicyGradientOptions.from_config(config)
@@ -258,12 +499,16 @@ def test_invalid_options_are_rejected():
         PolicyGradientOptions(loss_aggregation="sum")
     with pytest.raises(ValueError, match="kl_estimator"):
         PolicyGradientOptions(kl_estimator="k2")
+    with pytest.raises(ValueError, match="importance_ratio"):
+        PolicyGradientOptions(importance_ratio="seq")
 
 
-@pytest.mark.parametrize("aggregation", AGGREGATIONS)
-def test_gradient_accumulation_is_exact(model_batch, aggregation):
+@pytest.mark.parametrize("aggregation, importance_ratio", [
+    *[(aggregation, "token") for aggregation in AGGREGATIONS],
+    ("seq_mean_token_mean", "sequence"), ("token_mean", "sequence_token")])
+def test_gradient_accumulation_is_exact(model_batch, aggregation, importance_ratio):
     """Micro-batch 0 holds rows 0 and 2 (one empty), micro-batch 1 rows 1 and 3."""
     params, batch, _, _ = model_batch
     config = _config(loss_aggregation=aggregation, kl_coef=0.05, kl_estimator="low_var_kl",
-                     clip_eps_high=0.28, dual_clip_c=3.0)
+                     clip_eps_high=0.28, dual_clip_c=3.0, importance_ratio=importance_ratio)
     assert_accumulation_exact("policy_gradient", config, ModelContext(CONFIG), params, batch)

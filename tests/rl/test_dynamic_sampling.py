@@ -1,6 +1,7 @@
 """DAPO dynamic sampling: informative-group detection and the group buffer, against hand-worked
 batches and a plain-Python FIFO reference."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -185,3 +186,39 @@ def test_buffer_validates_batches():
         DynamicSamplingBuffer(group_size=0)
     with pytest.raises(ValueError, match="max_rounds"):
         DynamicSamplingBuffer(group_size=2, max_rounds=0)
+
+
+# ---------------------------------------------------------------- the rl loop's use of it
+
+
+def _scored_round(correct, rewards):
+    n = len(correct)
+    return {"correct": np.asarray(correct, np.float32), "rewards": np.asarray(rewards, np.float32),
+            "ids": np.arange(n)}
+
+
+@pytest.mark.parametrize("filter_name, kept_groups", [("accuracy", 1), ("reward", 2)])
+def test_loop_filters_on_accuracy_by_default_and_drops_the_surplus(monkeypatch, filter_name,
+                                                                   kept_groups):
+    """Group 0 is all correct but its overlong-shaped rewards differ: DAPO's accuracy filter
+    drops it, the reward filter keeps it. Group 1 is informative either way."""
+    from types import SimpleNamespace
+
+    from reasonrl.rl import loop
+
+    rounds = iter([_scored_round([1, 1, 1, 0], [1.0, 0.5, 1.0, 0.0])] * 3)
+    monkeypatch.setattr(loop, "sample_rollout", lambda *args, **kwargs: None)
+    monkeypatch.setattr(loop, "score_rollout", lambda rollout, settings: next(rounds))
+    rl = SimpleNamespace(group_size=2, max_rollout_rounds=1, dynamic_sampling=True,
+                         dynamic_sampling_filter=filter_name)
+    setup = SimpleNamespace(model_config=None)
+    batch, counts, _ = loop._collect(None, iter([{}] * 3), None, setup, None, rl, 1,
+                                     jax.random.key(0))
+    assert counts["rollout/groups_kept"] == 1
+    assert counts["rollout/groups_dropped"] == 2 - kept_groups
+    assert counts["rollout/groups_surplus"] == kept_groups - 1  # dropped with the step's buffer
+    np.testing.assert_array_equal(batch["ids"], [2, 3] if filter_name == "accuracy" else [0, 1])
+    # The next step starts from nothing: no surplus group carried over.
+    _, counts, _ = loop._collect(None, iter([{}] * 3), None, setup, None, rl, 1,
+                                 jax.random.key(1))
+    assert counts["rollout/rounds"] == 1 and counts["rollout/groups_seen"] == 2

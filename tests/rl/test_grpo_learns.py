@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from reasonrl.paths import recipe
-from reasonrl.rl.trainer import CURVE_FILE, read_rollout_metrics
-from reasonrl.train.job import run_job
+from reasonrl.rl.loop import CURVE_FILE, read_rollout_metrics
+from reasonrl.job import run_job
 
 RL_STEPS = 150
 

@@ -9,11 +9,11 @@ import pytest
 
 from reasonrl import data as data_lib
 from reasonrl import models
-from reasonrl.rl.trainer import read_rollout_metrics, run_rl_stage
+from reasonrl.rl.loop import read_rollout_metrics, rl_options, run_rl_stage
 from reasonrl.synthetic import arithmetic
 from reasonrl.train import job_config, stage_config
 from reasonrl.train.config import JobConfigError, validate_job
-from reasonrl.train.job import run_job
+from reasonrl.job import run_job
 from tests.train.stages import TINY_MODEL
 
 
@@ -29,7 +29,7 @@ def addition(tmp_path_factory):
 
 def rl_stage(files, **rl_overrides):
     stage = stage_config()
-    stage.loop = "rl"
+    stage.rl = rl_options()
     stage.mesh.update(data=2, fsdp=2, tensor=2)  # 8 rows per rollout, 4 per update
     stage.model.preset = "tiny-qwen3"
     stage.model.overrides = dict(TINY_MODEL, max_position_embeddings=64)
@@ -135,8 +135,13 @@ def test_dynamic_sampling_drops_uninformative_groups(addition, tmp_path):
     (lambda s: s.rl.__setattr__("num_minibatches", 3),
      r"stages\.rl\.rl\.num_minibatches: 8 rollout rows .* do not split into 3"),
     (lambda s: s.train.__setattr__("seq_len", 4), r"stages\.rl\.train\.seq_len: 4 leaves no room"),
-    (lambda s: s.__setattr__("loop", "supervised"),
-     r"stages\.rl\.loop: objective 'policy_gradient' trains in the 'rl' loop"),
+    (lambda s: s.objective.__setattr__("name", "sft"), r"stages\.rl\.rl: unknown key"),
+    (lambda s: s.objective.__setattr__("clip_eps_low", 1.5),
+     r"stages\.rl\.objective\.clip_eps_low: must be in \[0, 1\)"),
+    (lambda s: s.objective.__setattr__("importance_ratio", "seq"),
+     r"stages\.rl\.objective\.importance_ratio: 'seq'; choose from"),
+    (lambda s: s.rl.__setattr__("dynamic_sampling_filter", "acc"),
+     r"stages\.rl\.rl\.dynamic_sampling_filter: 'acc'"),
     (lambda s: s.objective.__setattr__("temperature", 0.7),
      r"stages\.rl\.objective\.temperature: is taken from rl\.temperature"),
     (lambda s: s.rl.__setattr__("reward", "vibes"), r"stages\.rl\.rl\.reward: 'vibes'"),

@@ -132,3 +132,13 @@ def test_score_rollout_terms():
     formatted = score_rollout(rollout, _settings(format_weight=0.5))
     np.testing.assert_allclose(formatted["reward_format"], [0, 0, 0.5, 0])
     np.testing.assert_allclose(formatted["rewards"], [1, 0, 1.5, 0])
+
+
+def test_a_prompt_beyond_the_models_context_is_refused():
+    """The prompt pipeline keeps prompts within max_prompt_len; one that still leaves no room
+    for max_new_tokens in the model's context is a bug, not a sample to skip."""
+    config = models.get_preset("tiny-qwen3", **dict(TINY_MODEL, max_position_embeddings=16),
+                               vocab_size=64)
+    prompts = {"prompt_ids": [[7] * 5, [7] * 13], "answer": ["1", "2"]}
+    with pytest.raises(ValueError, match=r"a prompt of 13 tokens exceeds max_prompt_len=12"):
+        sample_rollout(config, None, None, prompts, _settings(max_prompt_len=32), jax.random.key(0))

@@ -25,9 +25,9 @@ from reasonrl.objectives.reward_model import (REWARD_HEAD_FILE, init_reward_head
                                               load_reward_model, reward_scores)
 from reasonrl.parallel import batch_sharding, make_mesh
 from reasonrl.paths import asset
-from reasonrl.train import run_stage, stage_config
+from reasonrl.train import run_supervised_stage as run_stage, stage_config
 from reasonrl.train.checkpointing import Checkpointer
-from reasonrl.train.trainer import _build_training, _global_batch
+from reasonrl.train.engine import build_stage, global_batch
 from tests.train.stages import TINY_MODEL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +78,8 @@ def _by_step(records: list[dict], key: str) -> dict[int, float]:
 
 def _final_state(stage, workdir: Path, tokenizer, exports=None):
     """The stage's final train state, restored from its newest checkpoint."""
-    setup = _build_training(stage, make_mesh(stage.mesh.to_dict()), tokenizer, exports or {})
+    setup = build_stage(stage, make_mesh(stage.mesh.to_dict()), tokenizer, exports or {},
+                        total_updates=stage.train.steps)
     checkpointer = Checkpointer(workdir / "checkpoints", save_every=1, keep=5, async_save=False)
     try:
         step, state, _ = checkpointer.restore_latest(setup.abstract_state)
@@ -159,9 +160,9 @@ def test_dpo_reference_logprobs_come_from_the_model_source(addition_tokenizer,
     stage = _preference_stage("dpo")
     stage.model.hf_checkpoint = str(source_checkpoint)
     mesh = make_mesh(stage.mesh.to_dict())
-    setup = _build_training(stage, mesh, tokenizer, {})
+    setup = build_stage(stage, mesh, tokenizer, {}, total_updates=stage.train.steps)
     local = _first_batch(stage, tokenizer)
-    batch = setup.complete_batch(_global_batch(local, batch_sharding(mesh)))
+    batch = setup.complete_batch(global_batch(local, batch_sharding(mesh)))
     assert set(batch) == set(local) | {"ref_chosen_logps", "ref_rejected_logps"}
 
     config, source_params = models.load_hf_checkpoint(source_checkpoint)

@@ -14,7 +14,7 @@ import pytest
 
 from reasonrl import data as data_lib
 from reasonrl import models
-from reasonrl.train import run_stage
+from reasonrl.train import run_supervised_stage as run_stage
 from tests.train.stages import tiny_stage
 
 REPO = Path(__file__).resolve().parents[2]

@@ -99,7 +99,7 @@ def _poisoned_objective(params, batch, rng, *, model, config):
 
 @pytest.mark.parametrize("mode", ["stop", "skip"])
 def test_nonfinite_loss_never_reaches_params(mode):
-    from reasonrl.train.trainer import NonFiniteLossError, _check_finite
+    from reasonrl.train.engine import NonFiniteLossError, check_finite
 
     tx = optax.sgd(0.1)
     params = models.init_params(CONFIG, jax.random.key(0))
@@ -121,7 +121,7 @@ def test_nonfinite_loss_never_reaches_params(mode):
     if mode == "stop":
         assert not changed, "after a non-finite step the stop mode must freeze the params"
         with pytest.raises(NonFiniteLossError, match="non-finite at step 1"):
-            _check_finite(state, mode)
+            check_finite(state, mode)
     else:
         assert changed and int(state.skipped_steps) == 1
-        assert _check_finite(state, mode) == 1  # warns, does not raise
+        assert check_finite(state, mode) == 1  # warns, does not raise

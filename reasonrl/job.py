@@ -1,5 +1,9 @@
 """A job: train (or load) the tokenizer, then run every stage in order in one workdir.
 
+The top of the stack: `reasonrl.main` calls `run_job`; each stage runs in the loop its objective
+registered (`reasonrl.train.loops`). This module imports every loop, so a config naming any
+registered objective validates and runs.
+
     workdir/
       tokenizer/                 the sentencepiece model, when the job trains one
       <stage>/checkpoints/       orbax checkpoints (train state + data iterator state)
@@ -20,20 +24,13 @@ from pathlib import Path
 import jax
 
 from reasonrl import data as data_lib
-from reasonrl.train.config import STAGE_LOOPS, stage_order, validate_job
+from reasonrl.objectives import get_objective
+from reasonrl.rl import loop as rl_loop  # noqa: F401  (registers the "rl" loop)
+from reasonrl.train import supervised  # noqa: F401  (registers the "supervised" loop)
+from reasonrl.train.config import stage_order, validate_job
+from reasonrl.train.engine import StageResult
 from reasonrl.train.exports import DONE_FILE, EXPORT_DIR
-from reasonrl.train.trainer import StageResult, run_stage
-
-
-def _run_rl_stage(*args, **kwargs) -> StageResult:
-    from reasonrl.rl.trainer import run_rl_stage  # imported on use: it imports the sampler
-
-    return run_rl_stage(*args, **kwargs)
-
-
-# stage.loop -> the function that runs such a stage (same signature as run_stage).
-STAGE_RUNNERS = {"supervised": run_stage, "rl": _run_rl_stage}
-assert tuple(STAGE_RUNNERS) == STAGE_LOOPS
+from reasonrl.train.loops import get_loop
 
 @dataclasses.dataclass
 class JobResult:
@@ -86,7 +83,7 @@ def run_job(config, workdir: str | Path, *, config_file: str | None = None) -> J
             results[name] = StageResult(stage_dir, stage_dir / EXPORT_DIR, info["steps"], None,
                                         None, None)
         else:
-            run = STAGE_RUNNERS[stage.loop]
+            run = get_loop(get_objective(stage.objective.name).loop).run
             results[name] = run(stage, stage_dir, tokenizer=tokenizer,
                                 tokenizer_files=tokenizer_files, stage_exports=exports)
             if jax.process_index() == 0:
