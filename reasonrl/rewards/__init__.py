@@ -14,14 +14,17 @@ Typical use::
 Modules (each documents its rules):
 
 * :mod:`~reasonrl.rewards.extraction` -- final answer from a completion (last ``\boxed{}``,
-  then named, switchable fallbacks).
+  then named, switchable fallbacks: "final answer is", "Answer:", "answer is", the last math
+  span, the last number), and from an answer written as a short sentence.
 * :mod:`~reasonrl.rewards.normalize` -- string normalisation around math-verify (thousands
-  separators, units, degrees, unicode, multiple-choice letters; percent policy).
+  separators, relations, matrices, units, degrees and trigonometry, trailing variables,
+  unicode, multiple-choice letters; percent policy).
 * :mod:`~reasonrl.rewards.screening` -- cheap rejection of pathological answers (length, nesting,
   huge powers/factorials) before sympy sees them.
 * :mod:`~reasonrl.rewards.equivalence` -- the equivalence pipeline, built on math-verify.
 * :mod:`~reasonrl.rewards.pool` / :mod:`~reasonrl.rewards.worker` -- math-verify runs in worker
-  processes with a hard per-request deadline; safe from threads and processes.
+  processes with a hard per-request deadline; safe from threads and processes. The worker
+  reads ``i`` as the imaginary unit.
 * :mod:`~reasonrl.rewards.grading` -- ``grade`` / ``grade_batch``.
 * :mod:`~reasonrl.rewards.registry` -- reward functions by name.
 * :mod:`~reasonrl.rewards.shaping` -- reward shaping: Kimi k1.5 length penalty, DAPO soft

@@ -4,7 +4,11 @@ Pipeline for one pair (the first step that decides wins):
 
 1. Empty prediction -> incorrect. Either side longer than
    :data:`~reasonrl.rewards.screening.MAX_ANSWER_CHARS` -> rejected (incorrect).
-2. :func:`~reasonrl.rewards.normalize.normalize_answer` on both sides (parent process, strings).
+2. Either side that is a short sentence is reduced to the answer it states
+   (:func:`~reasonrl.rewards.extraction.answer_from_sentence`: ``so x = $5$`` -> ``5``,
+   ``The final answer is 5.`` -> ``5``, ``the correct option is **C**`` -> ``C``; both sides,
+   so that every answer stays equivalent to itself); then
+   :func:`~reasonrl.rewards.normalize.normalize_answer` on both sides (parent process, strings).
 3. Gold is a multiple-choice letter (``B``, ``(B)``, ``\text{(B)}``) -> compare letters,
    case-insensitively; a prediction that is not a letter is incorrect.
 4. Identical normalised strings -> correct (no sympy involved).
@@ -12,7 +16,8 @@ Pipeline for one pair (the first step that decides wins):
    pathological input (huge powers and factorials, deep nesting).
 6. math-verify ``parse`` + ``verify`` in a worker process of the
    :class:`~reasonrl.rewards.pool.GradingPool`, with a hard ``timeout_s``; a timeout or a worker
-   error counts as incorrect.
+   error counts as incorrect. The worker reads ``i`` as the imaginary unit (see
+   :mod:`~reasonrl.rewards.worker`).
 
 Every outcome carries a ``status`` from :class:`Status`, so evals can report how many answers
 were rejected or timed out instead of silently counting them wrong.
@@ -23,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from reasonrl.rewards.extraction import answer_from_sentence
 from reasonrl.rewards.normalize import choice_letter, normalize_answer
 from reasonrl.rewards.pool import GradingPool, get_default_pool
 from reasonrl.rewards.screening import MAX_ANSWER_CHARS, screen_answer
@@ -78,8 +84,8 @@ def _decide_locally(prediction: str | None, gold: str) -> Verdict | tuple[str, s
         if len(text) > MAX_ANSWER_CHARS:
             reason = f"{name} longer than {MAX_ANSWER_CHARS} characters"
             return Verdict(False, Status.REJECTED, reason)
-    normalized_prediction = normalize_answer(prediction)
-    normalized_gold = normalize_answer(gold)
+    normalized_prediction = normalize_answer(answer_from_sentence(prediction))
+    normalized_gold = normalize_answer(answer_from_sentence(gold))
 
     gold_letter = choice_letter(normalized_gold, uppercase_only=True)
     if gold_letter is not None:

@@ -16,8 +16,23 @@ them explicitly (``fallbacks=("answer_colon",)``) or switch them off (``fallback
 * ``final_answer_is`` -- the last "final answer is X" / "Final Answer: X" (Minerva format).
 * ``answer_colon``    -- the last line that starts with "Answer:" (markdown bold allowed).
 * ``hash_answer``     -- the last GSM8K-style "#### X" line.
-* ``last_number``     -- the last number in the text (integer, decimal, ``1,000``, ``a/b`` or
-  ``\frac{a}{b}`` with integer parts), the classic lenient fallback.
+* ``answer_is``       -- the last "answer is X" / "correct option is **C**" / "choice would be
+  (B)" (anchors: ``answer``, ``option``, ``choice``, then ``is``, ``would be``...), to the end of
+  its sentence.
+* ``last_math_span``  -- the content of the last ``$...$``, ``$$...$$``, ``\(...\)`` or
+  ``\[...\]`` span, provided no digit follows it (``so the area is $\sqrt{2}$.``); when a number
+  comes later, that number is the later statement and ``last_number`` takes it.
+* ``last_number``     -- the last number in the text (integer, decimal, ``1,000``, ``1{,}000``,
+  ``1,\!000``, ``1\,000``, ``a/b`` or ``\frac{a}{b}`` with integer parts), the classic lenient
+  fallback.
+
+In every free-text candidate a leading math span is the answer (``The answer is $\frac{3}{4}$.``
+gives ``\frac{3}{4}``), and otherwise the candidate ends with its first sentence.
+
+:func:`answer_from_sentence` reduces an answer that is itself a short sentence to the answer it
+states: the anchored fallbacks (``The final answer is 5.``, ``Answer: C``, ``the correct option
+is **C**``), else the one math span in plain prose (``so x = $5$``). The equivalence checker runs
+it on both answers of every pair.
 
 Nothing here uses backtracking-heavy regular expressions: every pattern is linear in the input,
 so a 100k-character completion is handled in milliseconds.
@@ -27,13 +42,14 @@ from __future__ import annotations
 
 import re
 from types import MappingProxyType
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 __all__ = [
     "BOX_COMMANDS",
     "DEFAULT_FALLBACKS",
     "FALLBACKS",
     "BoxedSearch",
+    "answer_from_sentence",
     "extract_answer",
     "find_last_boxed",
 ]
@@ -162,16 +178,21 @@ def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return last
 
 
-_FINAL_ANSWER_IS = re.compile(r"final answer(?:\s+is)?[ \t]*[:：]?[ \t]*", re.IGNORECASE)
-
-
-def _fallback_final_answer_is(text: str) -> str | None:
+def _candidate_after_last(anchor: re.Pattern[str], text: str) -> str | None:
+    """The cleaned rest of the line after the last match of ``anchor``."""
     # Only the anchor is matched, so "Final Answer: The final answer is 12" finds the last one.
-    match = _last_match(_FINAL_ANSWER_IS, text)
+    match = _last_match(anchor, text)
     if match is None:
         return None
     line_end = text.find("\n", match.end())
     return _clean_candidate(text[match.end() : line_end if line_end >= 0 else len(text)])
+
+
+_FINAL_ANSWER_IS = re.compile(r"final answer(?:\s+is)?[ \t]*[:：]?[ \t]*", re.IGNORECASE)
+
+
+def _fallback_final_answer_is(text: str) -> str | None:
+    return _candidate_after_last(_FINAL_ANSWER_IS, text)
 
 
 _ANSWER_COLON = re.compile(
@@ -192,9 +213,61 @@ def _fallback_hash_answer(text: str) -> str | None:
     return None if match is None else _clean_candidate(match.group(1))
 
 
+_ANSWER_IS = re.compile(
+    r"\b(?:answer|option|choice)[ \t]+(?:is|(?:would|will|should|must)[ \t]+be)\b"
+    r"[ \t*]*[:：]?[ \t]*",
+    re.IGNORECASE,
+)
+
+
+def _fallback_answer_is(text: str) -> str | None:
+    return _candidate_after_last(_ANSWER_IS, text)
+
+
+# Math delimiters, plus the two escapes that must not be read as one: `\$` (a dollar sign) and
+# `\\` (a line break, so `\\[2pt]` opens nothing).
+_SPAN_DELIMITER = re.compile(r"\\\$|\\\\|\$\$|\$|\\\(|\\\)|\\\[|\\\]")
+_SPAN_CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+
+
+class _Span(NamedTuple):
+    start: int  # of the opening delimiter
+    content_start: int
+    content_end: int
+    end: int  # after the closing delimiter
+
+
+def _math_spans(text: str) -> list[_Span]:
+    """Every ``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]`` span, left to right (one pass)."""
+    spans = []
+    opener = None
+    for delimiter in _SPAN_DELIMITER.finditer(text):
+        if opener is None:
+            if delimiter.group() in _SPAN_CLOSER:
+                opener = delimiter
+        elif delimiter.group() == _SPAN_CLOSER[opener.group()]:
+            spans.append(_Span(opener.start(), opener.end(), delimiter.start(), delimiter.end()))
+            opener = None
+    return spans
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def _fallback_last_math_span(text: str) -> str | None:
+    spans = _math_spans(text)
+    if not spans or _DIGIT.search(text, spans[-1].end):
+        return None
+    content = text[spans[-1].content_start : spans[-1].content_end].strip()
+    return content if 0 < len(content) <= _MAX_FALLBACK_CHARS else None
+
+
+# A thousands separator as datasets write it: `1,000`, `1{,}000`, `1,\!000`, `1\,000`.
+_THOUSANDS_SEPARATOR = r"(?:,|\{,\}|,\\!\s*|\\,)"
 _NUMBER = re.compile(
     r"-?\\[dt]?frac\{\d+\}\{\d+\}"  # \frac{1}{2}
-    r"|(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+(?![\d.]))?"  # 1,000.5  3/4
+    r"|(?<![\w.])-?(?:\d{1,3}(?:" + _THOUSANDS_SEPARATOR + r"\d{3})+|\d+)"  # 1,000  1{,}000
+    r"(?:\.\d+)?(?:/\d+(?![\d.]))?"  # 1,000.5  3/4
     r"|(?<![\w.])-?\.\d+"  # .5
 )
 
@@ -209,6 +282,8 @@ FALLBACKS: Mapping[str, Callable[[str], str | None]] = MappingProxyType(
         "final_answer_is": _fallback_final_answer_is,
         "answer_colon": _fallback_answer_colon,
         "hash_answer": _fallback_hash_answer,
+        "answer_is": _fallback_answer_is,
+        "last_math_span": _fallback_last_math_span,
         "last_number": _fallback_last_number,
     }
 )
@@ -218,6 +293,8 @@ DEFAULT_FALLBACKS: tuple[str, ...] = (
     "final_answer_is",
     "answer_colon",
     "hash_answer",
+    "answer_is",
+    "last_math_span",
     "last_number",
 )
 """Fallbacks used by ``extract_answer(..., fallbacks=True)``, tried in this order."""
@@ -259,3 +336,31 @@ def extract_answer(text: str, *, fallbacks: bool | Sequence[str] = True) -> str 
         if candidate:
             return candidate
     return None
+
+
+# Fallbacks that need an anchor phrase, so they cannot misread a plain answer such as `x = 5`.
+_SENTENCE_FALLBACKS = ("final_answer_is", "answer_colon", "answer_is")
+# What may surround a math span in a sentence: words and punctuation, no digits, no LaTeX.
+_PROSE = re.compile(r"[A-Za-z\s.,:;!?'\"*=()\-]*")
+
+
+def answer_from_sentence(answer: str) -> str:
+    r"""The answer that a short sentence states, or ``answer`` unchanged.
+
+    ``The final answer is 5.`` -> ``5``, ``Answer: C`` -> ``C``, ``the correct option is **C**``
+    -> ``C`` (the anchored fallbacks); ``so x = $5$`` -> ``5`` (the one math span in plain prose).
+    Anything else (``x = 5``, ``$1$ and $2$``, ``\text{(B)}``) is returned as is.
+    """
+    for name in _SENTENCE_FALLBACKS:
+        candidate = FALLBACKS[name](answer)
+        if candidate:
+            return candidate
+    spans = _math_spans(answer)
+    if len(spans) == 1:
+        span = spans[0]
+        content = answer[span.content_start : span.content_end].strip()
+        if content and all(
+            _PROSE.fullmatch(prose) for prose in (answer[: span.start], answer[span.end :])
+        ):
+            return content
+    return answer

@@ -9,6 +9,11 @@ about a second. Protocol, one JSON object per line (no pickle):
 * worker -> parent: ``{"id": int, "status": "ok", "equivalent": bool}``, or status
   ``"timeout"`` (the soft deadline fired) or ``"error"`` (with ``"detail"``).
 
+Two corrections to math-verify's parse, applied in :func:`verify_pair`: a free symbol ``i`` is
+the imaginary unit (``i(2-i)`` equals ``1+2i``, ``(1+i)^2`` equals ``2i``; latex2sympy leaves it
+a plain symbol), and the prediction's symbols take the gold's assumptions (math-verify makes the
+symbols of an answer that looks complex non-real, so ``x`` could differ from ``x``).
+
 Safety inside the worker:
 
 * math-verify's own ``signal.alarm`` timeouts are switched off (``parsing_timeout=None``,
@@ -53,32 +58,102 @@ class SoftDeadline(BaseException):
     """Raised by the worker's interval timer when a request runs past its soft deadline."""
 
 
+def _is_sympy(value) -> bool:
+    import sympy
+
+    return isinstance(value, (sympy.Basic, sympy.MatrixBase))
+
+
+def _replace_symbols(value, replacements: dict):
+    """``value`` with its symbols replaced all at once (one traversal).
+
+    Sympy can refuse (``I > 0`` raises) or decide a relation on the way (``Eq(z, 3 + 4*I)`` with
+    a real ``z`` becomes ``False``); the original is kept in both cases.
+    """
+    from sympy.logic.boolalg import BooleanAtom
+
+    if not replacements:
+        return value
+    try:
+        replaced = value.xreplace(replacements)
+    except Exception:  # noqa: BLE001 - a refused replacement leaves the answer as parsed
+        return value
+    return value if isinstance(replaced, BooleanAtom) else replaced
+
+
+def _read_i_as_imaginary_unit(value):
+    """Substitutes sympy's ``I`` for a free symbol named ``i`` (latex2sympy never does).
+
+    latex2sympy parses ``i`` as a plain symbol, so ``i(2-i)`` would not equal ``1+2i``. The
+    answer is then complex, so its other symbols become non-real, as math-verify makes them in
+    an answer it recognises as complex (``z = 3+4i`` must not turn into ``False``). A bound ``i``
+    (a summation index) is not free and is left alone.
+    """
+    import sympy
+
+    if not _is_sympy(value):
+        return value
+    imaginary = [symbol for symbol in value.free_symbols if symbol.name == "i"]
+    if not imaginary:
+        return value
+    # One simultaneous replacement: renaming first would already decide `Eq(z, 3 + 4*i)`.
+    replacements = {symbol: sympy.I for symbol in imaginary}
+    replacements.update(
+        (symbol, sympy.Symbol(symbol.name, real=False))
+        for symbol in value.free_symbols
+        if symbol.name != "i" and symbol.is_real is not False
+    )
+    return _replace_symbols(value, replacements)
+
+
+def _with_assumptions_of(value, reference: tuple):
+    """Gives ``value``'s symbols the assumptions of the same-named symbols in ``reference``.
+
+    math-verify parses an answer that looks complex with non-real symbols and any other with
+    real ones, so the ``x`` of ``x + i`` and the ``x`` of ``2i + x`` would differ.
+    """
+    if not _is_sympy(value):
+        return value
+    by_name = {
+        symbol.name: symbol for item in reference if _is_sympy(item) for symbol in item.free_symbols
+    }
+    renames = {
+        symbol: by_name[symbol.name]
+        for symbol in value.free_symbols
+        if symbol.name in by_name and by_name[symbol.name] != symbol
+    }
+    return _replace_symbols(value, renames)
+
+
 @functools.lru_cache(maxsize=1024)
 def _parse_answer(answer: str) -> tuple:
     """math-verify parse of one answer, cached (a gold answer is checked against many samples).
 
-    An interrupted parse raises and is not cached. The result is a tuple of immutable sympy
-    objects and strings, safe to share between calls.
+    ``i`` is read as the imaginary unit. An interrupted parse raises and is not cached. The
+    result is a tuple of immutable sympy objects and strings, safe to share between calls.
     """
     from math_verify import parse
 
-    return tuple(parse("\\boxed{" + answer + "}", parsing_timeout=None))
+    parsed = parse("\\boxed{" + answer + "}", parsing_timeout=None)
+    return tuple(_read_i_as_imaginary_unit(value) for value in parsed)
 
 
 def verify_pair(prediction: str, gold: str) -> bool:
     r"""Runs math-verify's parse + verify on two normalised answer strings.
 
     Both are wrapped as ``\boxed{...}`` so they go through math-verify's LaTeX extraction and
-    normalisation the same way; the gold is passed as gold (``verify`` is not symmetric).
-    Must run on the main thread of a process that can afford to be killed.
+    normalisation the same way; the gold is passed as gold (``verify`` is not symmetric). The
+    prediction's symbols take the gold's assumptions (real or not), so that the same letter is
+    the same symbol on both sides. Must run on the main thread of a process that can afford to
+    be killed.
     """
     from math_verify import verify
 
     gold_parsed = _parse_answer(gold)
-    pred_parsed = _parse_answer(prediction)
+    pred_parsed = [_with_assumptions_of(value, gold_parsed) for value in _parse_answer(prediction)]
     if not gold_parsed or not pred_parsed:
         return False
-    return bool(verify(list(gold_parsed), list(pred_parsed), timeout_seconds=None))
+    return bool(verify(list(gold_parsed), pred_parsed, timeout_seconds=None))
 
 
 def _on_alarm(signum, frame):
