@@ -8,6 +8,10 @@ definitions, so the one rules table in `reasonrl.parallel.rules` decides every s
 
 Inside larger jitted functions (losses, samplers) use `hidden_states` and `logits_from_hidden`,
 which are traceable and do no validation or host work.
+
+Any mesh works: `parallel.make_mesh`'s, or one from `jax.make_mesh` (Explicit axes), also while
+set with `jax.set_mesh`. Params and logits live on that mesh; the computation runs on its Auto
+view (see `reasonrl.parallel.mesh`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from reasonrl.models.config import ModelConfig
 from reasonrl.models.layers import ActivationSharding
 from reasonrl.models.transformer import CausalLM, KVCache
+from reasonrl.parallel.mesh import jit_on_mesh
 from reasonrl.parallel.rules import (DEFAULT_RULES, Rules, batch_sharding, batch_split_count,
                                      tree_shardings)
 
@@ -60,7 +65,8 @@ def param_logical_axes(config: ModelConfig) -> Params:
 
 
 def param_shardings(config: ModelConfig, mesh: Mesh, rules: Rules = DEFAULT_RULES) -> Params:
-    """Pytree of NamedSharding for every parameter on `mesh`."""
+    """Pytree of NamedSharding for every parameter on `mesh` (any axis types: the shardings name
+    `mesh` itself, so params placed with them live on the caller's mesh)."""
     return tree_shardings(param_logical_axes(config), param_shapes(config), mesh, rules)
 
 
@@ -70,7 +76,10 @@ def num_params(config: ModelConfig) -> int:
 
 def init_params(config: ModelConfig, rng: Array, *, mesh: Mesh | None = None,
                 rules: Rules = DEFAULT_RULES) -> Params:
-    """Fresh parameters, created directly in their target sharding (never gathered first)."""
+    """Fresh parameters, created directly in their target sharding (never gathered first).
+
+    With a mesh (any axis types, see `reasonrl.parallel.mesh`) the params live on that mesh.
+    """
     model = build_model(config)
 
     def init(key):
@@ -78,7 +87,7 @@ def init_params(config: ModelConfig, rng: Array, *, mesh: Mesh | None = None,
         return nn.meta.unbox(variables["params"])
 
     out_shardings = None if mesh is None else param_shardings(config, mesh, rules)
-    return jax.jit(init, out_shardings=out_shardings)(rng)
+    return jit_on_mesh(init, mesh, out_shardings=out_shardings)(rng)
 
 
 def hidden_states(config: ModelConfig, params: Params, tokens: Array, positions: Array,
@@ -113,7 +122,9 @@ def make_forward(config: ModelConfig, mesh: Mesh | None = None, rules: Rules = D
     """A jitted `(params, tokens, positions, segment_ids) -> logits` with explicit shardings.
 
     Without a mesh it runs on the default device. With one, the batch is split over
-    ("data", "fsdp"), parameters follow the rules table and logits come back batch-sharded.
+    ("data", "fsdp"), parameters follow the rules table and logits come back batch-sharded on
+    `mesh`. Any mesh works (Auto or Explicit axes, set globally or not): the computation runs
+    on its Auto view (`parallel.jit_on_mesh`).
     """
     if mesh is None:
         sharding = None
@@ -129,7 +140,7 @@ def make_forward(config: ModelConfig, mesh: Mesh | None = None, rules: Rules = D
                                   sharding=sharding)
         return logits_from_hidden(config, params, hidden, sharding=sharding)
 
-    return jax.jit(fn, in_shardings=in_shardings, out_shardings=out_shardings)
+    return jit_on_mesh(fn, mesh, in_shardings=in_shardings, out_shardings=out_shardings)
 
 
 def validate_tokens(config: ModelConfig, tokens, positions=None, segment_ids=None,
@@ -171,7 +182,8 @@ def forward(config: ModelConfig, params: Params, tokens, *, positions=None,
         0 marks padding. Defaults to all ones.
 
     Runs on the mesh the params are sharded over (see `init_params` / `load_hf_checkpoint`),
-    with the sharding `rules` they were placed with.
+    whatever its axis types, with the sharding `rules` they were placed with; the logits live
+    on that mesh.
     """
     mesh = mesh_of(params)
     validate_tokens(config, tokens, positions, segment_ids, mesh, rules)

@@ -197,8 +197,9 @@ def load_hf_checkpoint(path: str | os.PathLike, *, mesh: Mesh | None = None, dty
 
     Args:
       path: directory with config.json and safetensors weights.
-      mesh: place every parameter directly in its sharding on this mesh; default: the first
-        local device.
+      mesh: place every parameter directly in its sharding on this mesh (any axis types: a
+        `parallel.make_mesh` mesh, or `jax.make_mesh`'s Explicit one; the params live on it);
+        default: the first local device.
       dtype: dtype the params are stored in (conversion happens per shard on the host).
 
     Raises:

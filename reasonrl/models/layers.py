@@ -20,6 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
 from reasonrl.models.config import ModelConfig
+from reasonrl.parallel.mesh import auto_mesh
 from reasonrl.parallel.rules import DEFAULT_RULES, Rules, logical_to_spec
 
 Array = jax.Array
@@ -39,6 +40,8 @@ def logical_param(module: nn.Module, name: str, init: Callable, shape, axes, dty
 class ActivationSharding:
     """Mesh + rules used to pin activation shardings inside a jitted forward pass.
 
+    `mesh` may be any mesh over the ("data", "fsdp", "tensor") axes; the constraints are placed
+    on its Auto view (`parallel.auto_mesh`), which is where `parallel.jit_on_mesh` traces.
     `None` in place of this object (single device, or letting XLA propagate) makes every
     constraint a no-op.
     """
@@ -47,8 +50,9 @@ class ActivationSharding:
     rules: Rules = DEFAULT_RULES
 
     def constrain(self, x: Array, axes) -> Array:
-        spec = logical_to_spec(axes, x.shape, self.mesh, self.rules)
-        return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, spec))
+        mesh = auto_mesh(self.mesh)
+        spec = logical_to_spec(axes, x.shape, mesh, self.rules)
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
 
 
 def constrain(sharding: ActivationSharding | None, x: Array, axes) -> Array:

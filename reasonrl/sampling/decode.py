@@ -24,6 +24,7 @@ from reasonrl.models import api
 from reasonrl.models.config import ModelConfig
 from reasonrl.models.layers import ActivationSharding
 from reasonrl.models.transformer import KVCache
+from reasonrl.parallel.mesh import jit_on_mesh
 from reasonrl.parallel.rules import Rules
 from reasonrl.sampling.filters import row_keys, sample_tokens
 
@@ -89,7 +90,10 @@ def _next_logits(config, params, sharding, hidden: Array) -> Array:
 def build_sampler(config: ModelConfig, mesh: Mesh | None, rules: Rules, prompt_rows: int,
                   prompt_bucket: int, max_new_tokens: int, num_samples: int, greedy: bool,
                   use_top_k: bool, use_top_p: bool) -> Sampler:
-    """The jitted prefill and decode for one static shape / mode (cached per arguments)."""
+    """The jitted prefill and decode for one static shape / mode (cached per arguments).
+
+    `mesh`: the params' mesh, any axis types; both run on its Auto view (`parallel.jit_on_mesh`).
+    """
     sharding = None if mesh is None else ActivationSharding(mesh, rules)
 
     def prefill(params, tokens, lengths):
@@ -163,4 +167,4 @@ def build_sampler(config: ModelConfig, mesh: Mesh | None, rules: Rules, prompt_r
         out, _, cache = jax.lax.while_loop(keep_going, step_once, (out, drawn.tokens, cache))
         return out, cache
 
-    return Sampler(jax.jit(prefill), jax.jit(decode, donate_argnums=(1,)))
+    return Sampler(jit_on_mesh(prefill, mesh), jit_on_mesh(decode, mesh, donate_argnums=(1,)))

@@ -4,7 +4,8 @@
                       rng=jax.random.key(0), temperature=0.7, top_p=0.9, num_samples=8)
     result.tokens[3]          # sample 3 of prompt 0; row = prompt_index * num_samples + sample
 
-Runs on the mesh the params live on (`models.mesh_of`), rows split over ("data", "fsdp").
+Runs on the mesh the params live on (`models.mesh_of`), rows split over ("data", "fsdp"); any
+mesh works (Auto or Explicit axes, set with `jax.set_mesh` or not, see `reasonrl.parallel.mesh`).
 """
 
 from __future__ import annotations
