@@ -2,7 +2,9 @@
 
 Sampling flags (``--temperature``, ``--top_p``, ``--top_k``, ``--max_new_tokens``,
 ``--num_samples``, ``--prompt_template``) default to unset: an explicit value wins, else the
-``--protocol`` preset's value, else ``protocols.DEFAULT_SETTINGS``.
+``--protocol`` preset's value, else ``protocols.DEFAULT_SETTINGS``. ``--truncate_prompt``
+(none | left) decides what happens to a prompt that leaves no room for ``--max_new_tokens``
+(:mod:`evals.common.runner`); like the sampling flags it is a generation setting.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from evals.common import protocols, runner, store
-from reasonrl.data import prompt_templates
-from reasonrl.train import exports as checkpoints
+from evals.common import protocols, runner
 from reasonrl import data as data_lib
+from reasonrl import rewards
+from reasonrl.data import prompt_templates
+from reasonrl.sampling import TRUNCATE_PROMPT_CHOICES, problem_runs, run_store
+from reasonrl.train import exports as checkpoints
 
 FLAGS = flags.FLAGS
 
@@ -39,6 +43,10 @@ def define_flags() -> None:
     flags.DEFINE_float("top_p", None, "Nucleus sampling threshold; 1 = off.")
     flags.DEFINE_integer("top_k", None, "Top-k filtering; 0 = off.")
     flags.DEFINE_integer("max_new_tokens", None, "Generated tokens per sample at most.")
+    flags.DEFINE_enum("truncate_prompt", "none", list(TRUNCATE_PROMPT_CHOICES),
+                      "A prompt leaving no room for max_new_tokens within the model's context: "
+                      "none = record its samples as prompt_too_long (incorrect); left = keep "
+                      "its last max_position_embeddings - max_new_tokens tokens.")
     flags.DEFINE_integer("limit", 0, "Evaluate only the first N problems (0 = all).")
     flags.DEFINE_integer("batch_size", 8, "Prompts per generate call (each with num_samples).")
     flags.DEFINE_integer("seed", 0, "PRNG seed of the sampler.")
@@ -47,12 +55,12 @@ def define_flags() -> None:
     flags.DEFINE_integer("mesh_fsdp", -1, "Mesh 'fsdp' axis size (-1 = fill the devices).")
     flags.DEFINE_integer("mesh_tensor", 1, "Mesh 'tensor' axis size (-1 = fill the devices).")
     flags.DEFINE_integer("grader_workers", None, "Grader processes (default: the grader's).")
-    flags.DEFINE_float("grader_timeout_s", runner.rewards.DEFAULT_TIMEOUT_S,
+    flags.DEFINE_float("grader_timeout_s", rewards.DEFAULT_TIMEOUT_S,
                        "Hard time limit of one answer-equivalence check.")
 
 
 def settings_from_flags(benchmark: str) -> tuple[runner.GenerationSettings,
-                                                 runner.RuntimeSettings]:
+                                                 problem_runs.RuntimeSettings]:
     """Resolves the parsed flags (protocol, checkpoint, tokenizer) into run settings."""
     sampling = protocols.resolve_settings(
         FLAGS.protocol, benchmark, {name: FLAGS[name].value for name in protocols.DEFAULT_SETTINGS})
@@ -64,9 +72,8 @@ def settings_from_flags(benchmark: str) -> tuple[runner.GenerationSettings,
         num_samples=int(sampling["num_samples"]), temperature=float(sampling["temperature"]),
         top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
         max_new_tokens=int(sampling["max_new_tokens"]), seed=FLAGS.seed, limit=FLAGS.limit,
-        batch_size=FLAGS.batch_size, dtype=FLAGS.dtype)
-    runtime = runner.RuntimeSettings(
-        output_dir=FLAGS.output_dir,
+        batch_size=FLAGS.batch_size, dtype=FLAGS.dtype, truncate_prompt=FLAGS.truncate_prompt)
+    runtime = problem_runs.RuntimeSettings(
         mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor),
         grader_workers=FLAGS.grader_workers, grader_timeout_s=FLAGS.grader_timeout_s)
     return generation, runtime
@@ -79,7 +86,7 @@ def main_for(benchmark: str) -> None:
     try:
         generation, runtime = settings_from_flags(benchmark)
         logging.info("generation settings: %s", generation)
-        summary = runner.run_eval(generation, runtime)
-    except (checkpoints.CheckpointNotFoundError, store.ConfigMismatchError) as error:
+        summary = runner.run_eval(generation, runtime, FLAGS.output_dir)
+    except (checkpoints.CheckpointNotFoundError, run_store.ConfigMismatchError) as error:
         raise app.UsageError(str(error)) from error
     print(json.dumps(summary, indent=2))

@@ -6,7 +6,12 @@
 * ``pass@1`` -- per-sample accuracy averaged over samples, then problems
 * ``pass@k`` -- {k: unbiased pass@k averaged over problems} for k = 1, 2, 4, ... up to n
 * ``maj@k`` -- {k: majority-vote accuracy over the first k samples} for the same k
-* ``mean_completion_tokens``, ``truncation_rate`` (finish reason ``length``), ``status_counts``
+* ``mean_completion_tokens``, ``truncation_rate`` (finish reason ``length``): over the samples
+  that were generated (not those of a ``prompt_too_long`` problem)
+* ``status_counts`` -- samples per grader status, ``prompt_too_long`` included
+* ``prompt_too_long_problems`` -- problems not sampled because their prompt did not fit (their
+  samples count as incorrect); ``prompt_truncated_problems`` -- problems whose prompt was cut
+  (``--truncate_prompt=left``)
 * ``by_subject`` / ``by_level`` -- {group: {num_problems, pass@1}} (MATH-500 only)
 
 See :mod:`evals.common.metrics` for the estimator and the vote's tie rule.
@@ -27,6 +32,7 @@ from clu import metric_writers  # noqa: E402
 
 from evals.common import metrics  # noqa: E402
 from reasonrl.rewards import Problem, normalize_answer  # noqa: E402
+from reasonrl.sampling.completions import PROMPT_TOO_LONG  # noqa: E402
 
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "accuracy.png"
@@ -58,6 +64,11 @@ def _group_pass_at_1(problems: Sequence[Problem], accuracy: dict[str, float],
             for name, values in sorted(groups.items())}
 
 
+def _problems_with(grouped: dict[str, list[dict]], predicate) -> int:
+    """The number of problems with a record for which ``predicate(record)`` holds."""
+    return sum(any(predicate(record) for record in group) for group in grouped.values())
+
+
 def summarize(benchmark: str, problems: Sequence[Problem], records: Sequence[dict],
               num_samples: int) -> dict:
     """The ``summary.json`` content (fields in the module docstring)."""
@@ -74,6 +85,7 @@ def summarize(benchmark: str, problems: Sequence[Problem], records: Sequence[dic
             pass_at[k].append(metrics.pass_at_k(num_samples, sum(correct), k))
             majority[k].append(float(metrics.majority_vote(answers[:k], correct[:k])))
     samples = [record for group in grouped.values() for record in group]
+    sampled = [record for record in samples if record["finish_reason"] != PROMPT_TOO_LONG]
     summary = {
         "benchmark": benchmark,
         "num_problems": len(problems),
@@ -82,10 +94,14 @@ def summarize(benchmark: str, problems: Sequence[Problem], records: Sequence[dic
         "pass@1": metrics.mean(list(accuracy.values())),
         "pass@k": {str(k): metrics.mean(values) for k, values in pass_at.items()},
         "maj@k": {str(k): metrics.mean(values) for k, values in majority.items()},
-        "mean_completion_tokens": metrics.mean([record["num_tokens"] for record in samples]),
+        "mean_completion_tokens": metrics.mean([record["num_tokens"] for record in sampled]),
         "truncation_rate": metrics.mean([float(record["finish_reason"] == "length")
-                                         for record in samples]),
+                                         for record in sampled]),
         "status_counts": dict(sorted(collections.Counter(r["status"] for r in samples).items())),
+        "prompt_too_long_problems": _problems_with(
+            grouped, lambda record: record["finish_reason"] == PROMPT_TOO_LONG),
+        "prompt_truncated_problems": _problems_with(
+            grouped, lambda record: record.get("prompt_truncated", False)),
     }
     if all(problem.level is not None for problem in problems):
         summary["by_subject"] = _group_pass_at_1(problems, accuracy, lambda p: p.subject)

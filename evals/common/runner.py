@@ -1,5 +1,8 @@
 """One benchmark run: generate k samples per problem, grade them, record them, summarise.
 
+Prompts, sampling, decoding and grading go through :mod:`reasonrl.sampling.problem_runs`, the
+path distillation shares (and RL rollouts below it).
+
 Batches are fixed chunks of the (limited) problem list, ``batch_size`` prompts each, so a restart
 regenerates an unfinished batch with exactly the same inputs, shapes and PRNG key as the first
 attempt and writes only its missing (id, sample) lines: a resumed run produces the same samples
@@ -9,23 +12,31 @@ PRNG: a batch is sampled with ``fold_in(key(seed), stable_hash(id of its first p
 (``generate`` then folds in the decode step and the row). With ``--batch_size=1`` that is one
 key per problem, ``fold_in(key(seed), stable_hash(problem id))``; batch_size and limit are
 generation settings (they decide the chunks), so changing them needs a new output directory.
+
+Prompts that do not fit (prompt + max_new_tokens > the model's max_position_embeddings): with
+``--truncate_prompt=none`` (default) the problem is not sampled; its n samples are recorded with
+status and finish_reason ``prompt_too_long``, completion "", num_tokens 0 and correct false
+(pass@k counts them wrong), the summary counts them, and the run logs one warning. With
+``--truncate_prompt=left`` the prompt keeps its last max_position_embeddings - max_new_tokens
+tokens and every record of the run says whether its prompt was cut (``prompt_truncated``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Sequence
 
-import jax.numpy as jnp
 from absl import logging
 from tqdm import tqdm
 
 from evals.common import report, store
-from reasonrl.data import prompt_templates
-from reasonrl import data as data_lib
-from reasonrl import models, parallel, rewards, sampling
-from reasonrl.sampling.keys import batch_rng
+from reasonrl import rewards
+from reasonrl.sampling import problem_runs
+from reasonrl.sampling.completions import Completions, grade_completions
+from reasonrl.sampling.problem_runs import RuntimeSettings
+
+LONG_PROMPT_REMEDY = ("to sample them with the end of their prompt instead, rerun into a new "
+                      "--output_dir with --truncate_prompt=left")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,16 +57,7 @@ class GenerationSettings:
     limit: int
     batch_size: int
     dtype: str
-
-
-@dataclasses.dataclass(frozen=True)
-class RuntimeSettings:
-    """Settings that do not change the samples (recorded, not compared on resume)."""
-
-    output_dir: str
-    mesh_shape: tuple[int, int, int] = (1, -1, 1)
-    grader_workers: int | None = None
-    grader_timeout_s: float = rewards.DEFAULT_TIMEOUT_S
+    truncate_prompt: str = "none"
 
 
 def select_problems(benchmark: str, limit: int) -> list[rewards.Problem]:
@@ -64,78 +66,54 @@ def select_problems(benchmark: str, limit: int) -> list[rewards.Problem]:
     return problems[:limit] if limit > 0 else problems
 
 
-class _Model:
-    """The checkpoint, tokenizer and stop tokens, loaded once when a batch needs generating."""
-
-    def __init__(self, generation: GenerationSettings, runtime: RuntimeSettings):
-        mesh = parallel.make_mesh(runtime.mesh_shape)
-        logging.info("loading %s on mesh %s", generation.checkpoint, dict(mesh.shape))
-        self.config, self.params = models.load_hf_checkpoint(
-            generation.checkpoint, mesh=mesh, dtype=jnp.dtype(generation.dtype))
-        self.tokenizer = data_lib.load_tokenizer(generation.tokenizer)
-        self.stop_tokens = prompt_templates.stop_token_ids(self.tokenizer, generation.chat_template)
-
-    def complete(self, problems: Sequence[rewards.Problem], generation: GenerationSettings):
-        """(texts, GenerationResult) for the batch; row = problem * num_samples + sample."""
-        prompt_tokens = [
-            prompt_templates.prompt_token_ids(problem.problem, prompt_template=generation.prompt_template,
-                                     chat_template=generation.chat_template,
-                                     tokenizer=self.tokenizer)
-            for problem in problems]
-        result = sampling.generate(
-            self.config, self.params, prompt_tokens, max_new_tokens=generation.max_new_tokens,
-            rng=batch_rng(generation.seed, problems[0].id), temperature=generation.temperature,
-            top_p=generation.top_p, top_k=generation.top_k, num_samples=generation.num_samples,
-            stop_tokens=self.stop_tokens, pad_id=self.tokenizer.pad_id)
-        texts = []
-        for tokens, length, reason in zip(result.tokens, result.lengths, result.finish_reasons):
-            end = int(length) - (1 if reason == "stop" else 0)  # a final stop token is not text
-            texts.append(self.tokenizer.decode([int(token) for token in tokens[:end]]))
-        return texts, result
-
-
-def _batch_records(problems, texts, result, grades, num_samples, done) -> list[dict]:
+def _batch_records(problems, completions: Completions, grades, done,
+                   generation: GenerationSettings) -> list[dict]:
     """samples.jsonl records of a generated batch, without the (id, sample) pairs in ``done``."""
+    n = completions.num_samples
     records = []
-    for row, (text, grade) in enumerate(zip(texts, grades)):
-        problem, sample = problems[row // num_samples], row % num_samples
+    for row, (text, grade) in enumerate(zip(completions.texts, grades)):
+        problem, sample = problems[row // n], row % n
         if (problem.id, sample) in done:
             continue
-        records.append({
+        record = {
             "id": problem.id, "sample": sample, "completion": text, "answer": grade.answer,
             "correct": bool(grade.correct), "status": str(grade.status),
-            "num_tokens": int(result.lengths[row]),
-            "finish_reason": str(result.finish_reasons[row])})
+            "num_tokens": int(completions.lengths[row]),
+            "finish_reason": str(completions.finish_reasons[row])}
+        if generation.truncate_prompt == "left":
+            record["prompt_truncated"] = bool(completions.prompt_truncated[row])
+        records.append(record)
     return records
 
 
-def run_eval(generation: GenerationSettings, runtime: RuntimeSettings) -> dict:
-    """Runs (or resumes) the evaluation into ``runtime.output_dir``; returns the summary."""
-    output_dir = Path(runtime.output_dir)
-    other = dataclasses.asdict(runtime)
+def run_eval(generation: GenerationSettings, runtime: RuntimeSettings, output_dir: str) -> dict:
+    """Runs (or resumes) the evaluation into ``output_dir``; returns the summary."""
+    other = {"output_dir": str(output_dir), **dataclasses.asdict(runtime)}
+    output_dir = Path(output_dir)
     store.check_or_write_run_config(output_dir, dataclasses.asdict(generation), other)
     problems = select_problems(generation.benchmark, generation.limit)
     samples_path = output_dir / store.SAMPLES_FILE
     done = store.open_samples(samples_path)
     n = generation.num_samples
-    batches = [problems[start:start + generation.batch_size]
-               for start in range(0, len(problems), generation.batch_size)]
-    pending = [batch for batch in batches
+    pending = [batch for batch in problem_runs.problem_batches(problems, generation.batch_size)
                if any((problem.id, sample) not in done for problem in batch
                       for sample in range(n))]
     wanted = {(problem.id, sample) for problem in problems for sample in range(n)}
     logging.info("%s: %d problems x %d samples, %d already done, %d batches to generate",
                  generation.benchmark, len(problems), n, len(done & wanted), len(pending))
     if pending:
-        model = _Model(generation, runtime)
+        model = problem_runs.load_model(generation.checkpoint, generation.tokenizer,
+                                        runtime=runtime, dtype=generation.dtype)
+        grader = runtime.grader()
+        long_prompts = problem_runs.LongPromptWarning(LONG_PROMPT_REMEDY)
         with tqdm(total=len(wanted), initial=len(done & wanted), unit="sample",
                   desc=generation.benchmark) as progress:
             for batch in pending:
-                texts, result = model.complete(batch, generation)
-                golds = [problem.answer for problem in batch for _ in range(n)]
-                grades = rewards.grade_batch(texts, golds, num_workers=runtime.grader_workers,
-                                             timeout_s=runtime.grader_timeout_s)
-                records = _batch_records(batch, texts, result, grades, n, done)
+                completions = problem_runs.complete_problems(*model, batch, generation)
+                long_prompts.observe(batch, completions)
+                grades = grade_completions(completions, [problem.answer for problem in batch],
+                                           grader)
+                records = _batch_records(batch, completions, grades, done, generation)
                 store.append_samples(samples_path, records)
                 progress.update(len(records))
     summary = report.summarize(generation.benchmark, problems,

@@ -6,22 +6,22 @@ On start, :func:`open_samples` reads back the finished pairs and cuts off a torn
 new lines never join a fragment.
 
 ``run_config.json`` records the generation settings of the run; a restart with different
-generation settings is refused (:class:`ConfigMismatchError`) instead of mixing two runs.
+generation settings is refused (``reasonrl.sampling.run_store.ConfigMismatchError``) instead of
+mixing two runs. The file helpers and the check are :mod:`reasonrl.sampling.run_store`'s, which
+distillation uses too.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable
 
+from reasonrl.sampling import run_store
+from reasonrl.workdir import atomic_write_text
+
 SAMPLES_FILE = "samples.jsonl"
 RUN_CONFIG_FILE = "run_config.json"
-
-
-class ConfigMismatchError(ValueError):
-    """The output directory holds a run made with different generation settings."""
 
 
 def check_or_write_run_config(output_dir: Path, generation: dict, other: dict) -> None:
@@ -30,25 +30,20 @@ def check_or_write_run_config(output_dir: Path, generation: dict, other: dict) -
     Args:
         generation: settings that determine the samples (compared on resume).
         other: settings that do not (mesh, grader workers...): recorded, never compared.
+
+    Raises:
+        run_store.ConfigMismatchError: naming every generation flag that differs.
     """
     path = output_dir / RUN_CONFIG_FILE
     if path.is_file():
-        stored = json.loads(path.read_text())["generation"]
-        diffs = {key: (stored.get(key), generation.get(key))
-                 for key in sorted(set(stored) | set(generation))
-                 if stored.get(key) != generation.get(key)}
-        if diffs:
-            lines = "\n".join(f"  --{key}: stored {old!r}, now {new!r}"
-                              for key, (old, new) in diffs.items())
-            raise ConfigMismatchError(
-                f"{output_dir} holds a run with different generation flags; rerun with the "
-                f"stored values or use another --output_dir:\n{lines}")
+        run_store.check_settings(
+            json.loads(path.read_text())["generation"], generation,
+            what=f"{output_dir} holds a run with different generation flags",
+            remedy="use another --output_dir")
     else:
         output_dir.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"generation": generation, "other": other},
-                                        indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, path)
+        atomic_write_text(path, json.dumps({"generation": generation, "other": other},
+                                                    indent=2, sort_keys=True) + "\n")
 
 
 def read_samples(path: Path) -> list[dict]:
@@ -63,19 +58,10 @@ def open_samples(path: Path) -> set[tuple[str, int]]:
     """(problem id, sample index) pairs already in ``path``; cuts a torn last line off the file."""
     if not path.is_file():
         return set()
-    data = path.read_bytes()
-    complete = data[:data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with open(path, "r+b") as handle:
-            handle.truncate(len(complete))
-            os.fsync(handle.fileno())
+    run_store.cut_torn_tail(path)
     return {(record["id"], record["sample"]) for record in read_samples(path)}
 
 
 def append_samples(path: Path, records: Iterable[dict]) -> None:
     """Appends ``records`` as JSON lines, then flushes and fsyncs."""
-    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    run_store.append_synced(path, run_store.json_lines(records))

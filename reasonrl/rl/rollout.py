@@ -22,7 +22,8 @@ after scoring also:
   rewards            float32 [N]    the shaped reward (correctness + enabled penalty terms)
   reward_<term>      float32 [N]    each shaped term (correctness, length, overlong, format)
 
-Model output is only ever parsed by the grader (reasonrl.rewards), never executed.
+Sampling and decoding go through `reasonrl.sampling.complete`, the path the evals and distillation
+use. Model output is only ever parsed by the grader (reasonrl.rewards), never executed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 from reasonrl.models.config import ModelConfig
 from reasonrl.rewards import compute_rewards
 from reasonrl.rewards.shaping import shape_rewards
-from reasonrl.sampling import generate
+from reasonrl.sampling.completions import complete, prompt_budget
 
 Rollout = dict[str, np.ndarray]
 
@@ -79,35 +80,38 @@ def _padded(rows: Sequence[np.ndarray], width: int, pad_id: int) -> np.ndarray:
     return out
 
 
+def _check_prompts_fit(config: ModelConfig, prompt_ids, settings: RolloutSettings) -> None:
+    """The prompt pipeline drops longer prompts, so a prompt that does not fit is a bug: raise."""
+    budget = prompt_budget(config, settings.max_new_tokens, settings.max_prompt_len)
+    longest = max(len(ids) for ids in prompt_ids)
+    if longest > budget:
+        raise ValueError(f"a prompt of {longest} tokens exceeds max_prompt_len={budget} "
+                         f"(min(train.seq_len, max_position_embeddings) - rl.max_new_tokens)")
+
+
 def sample_rollout(config: ModelConfig, params, tokenizer, prompts: dict, settings: RolloutSettings,
                    rng: jax.Array, *, greedy: bool = False) -> Rollout:
     """G samples for each prompt of `prompts` ({"prompt_ids": [...], "answer": [...]}).
 
     With `greedy`, one argmax completion per prompt (evaluation) instead.
     """
-    longest = max(len(ids) for ids in prompts["prompt_ids"])
-    if longest > settings.max_prompt_len:
-        raise ValueError(f"a prompt of {longest} tokens exceeds max_prompt_len="
-                         f"{settings.max_prompt_len} (train.seq_len - rl.max_new_tokens)")
+    _check_prompts_fit(config, prompts["prompt_ids"], settings)
     group = 1 if greedy else settings.group_size
-    result = generate(config, params, prompts["prompt_ids"], max_new_tokens=settings.max_new_tokens,
-                      rng=rng, temperature=0.0 if greedy else settings.temperature,
-                      top_p=settings.top_p, top_k=settings.top_k, num_samples=group,
-                      stop_tokens=settings.stop_tokens, pad_id=settings.pad_id)
-    stopped = result.finish_reasons == "stop"
-    texts = [tokenizer.decode([int(t) for t in tokens[:int(length) - int(stop)]])
-             for tokens, length, stop in zip(result.tokens, result.lengths, stopped)]
-    prompt_lengths = np.array([len(p) for p in prompts["prompt_ids"]], np.int32)
+    completions = complete(
+        config, params, tokenizer, prompts["prompt_ids"], max_new_tokens=settings.max_new_tokens,
+        rng=rng, temperature=0.0 if greedy else settings.temperature, top_p=settings.top_p,
+        top_k=settings.top_k, num_samples=group, stop_tokens=settings.stop_tokens,
+        pad_id=settings.pad_id, max_prompt_len=settings.max_prompt_len)
     return {
-        "prompt_tokens": np.repeat(_padded(prompts["prompt_ids"], settings.max_prompt_len,
+        "prompt_tokens": np.repeat(_padded(completions.prompts, settings.max_prompt_len,
                                            settings.pad_id), group, axis=0),
-        "prompt_lengths": np.repeat(prompt_lengths, group),
-        "completion_tokens": result.tokens.astype(np.int32),
-        "completion_lengths": result.lengths.astype(np.int32),
-        "truncated": ~stopped,
-        "logprobs": result.logprobs.astype(np.float32),
-        "sampling_logprobs": result.sampling_logprobs.astype(np.float32),
-        "completion_text": np.asarray(texts, dtype=object),
+        "prompt_lengths": completions.prompt_lengths,
+        "completion_tokens": completions.tokens,
+        "completion_lengths": completions.lengths,
+        "truncated": completions.truncated,
+        "logprobs": completions.logprobs,
+        "sampling_logprobs": completions.sampling_logprobs,
+        "completion_text": np.asarray(completions.texts, dtype=object),
         "answer": np.repeat(np.asarray(prompts["answer"], dtype=object), group),
     }
 
@@ -141,8 +145,8 @@ def train_batch(rollout: Rollout, advantages: np.ndarray, *, seq_len: int, pad_i
     Row i holds prompt_i then completion_i then padding. Position t predicts tokens[t + 1]; it
     is scored (loss_mask 1) when that token belongs to the completion. `sampler_logprobs`
     carries the rollout's `sampler_field` log-probs at the scored positions (choose the field
-    the trainer's scoring matches: `logprobs` at temperature 1, else `sampling_logprobs`). Rows N..R-1 are empty
-    (loss_mask 0): they fill a batch that dynamic sampling could not complete.
+    the trainer's scoring matches: `logprobs` at temperature 1, else `sampling_logprobs`). Rows
+    N..R-1 are empty (loss_mask 0): they fill a batch that dynamic sampling could not complete.
     """
     n = rollout["prompt_lengths"].shape[0]
     rows = n if rows is None else rows

@@ -1,6 +1,7 @@
 """Sampling keys that depend on what is sampled, not on when: a batch of problems is drawn with
 the key of its first problem's id, so resuming, reordering batches or running on another host
-gives the same samples (the eval binaries and the distillation command use this)."""
+gives the same samples (``problem_runs.complete_problems``, which the eval binaries and
+distillation sample through, uses this)."""
 
 from __future__ import annotations
 

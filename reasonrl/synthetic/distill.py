@@ -30,14 +30,21 @@ the provenance fields are ignored). Choices:
   mid-reasoning.
 * the grader gets the gold answer as given (``--answer_field``): it must be the final answer
   alone, not a worked solution (GSM8K's ``answer`` ends in ``#### 18`` and needs converting).
+* a problem whose prompt leaves no room for ``--max_new_tokens`` within the teacher's context
+  yields no samples (one warning per run; the summary counts it as
+  ``prompt_too_long_problems``), unless ``--truncate_prompt=left``: then the teacher sees the
+  prompt's last tokens and the problem's records carry ``"prompt_truncated": true`` (every record
+  of such a run has the field; the sft task ignores it).
 
-Determinism and resumption follow the eval binaries: problems are cut into fixed batches of
+Sampling, decoding and grading go through :mod:`reasonrl.sampling.problem_runs`, the path the
+eval binaries use. Determinism and resumption follow them: problems are cut into fixed batches of
 ``--batch_size``, a batch is sampled with ``fold_in(key(seed), stable_hash(id of its first
 problem))``, and :mod:`reasonrl.synthetic.distill_store` keeps a sidecar state
 (``OUT.jsonl.state.jsonl``: the settings, then one line per finished batch) so a rerun skips
 finished batches and ends byte-identical to an uninterrupted run. Rerunning with other settings
 on an existing output is refused. The summary (problems, samples, correct fraction, kept
-records, mean kept length) is printed and written to ``OUT.jsonl.summary.json``.
+records, mean kept length, problems whose prompt did not fit or was cut) is printed and written
+to ``OUT.jsonl.summary.json``.
 
 From Python: :func:`distill` (records) or :func:`distill_batches` (records with every graded
 sample), on a loaded model; :func:`run_distill` is the resumable file writer the CLI calls.
@@ -45,31 +52,35 @@ sample), on a loaded model; :func:`run_distill` is the resumable file writer the
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import functools
 import hashlib
 import json
 import sys
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
-import jax.numpy as jnp
 from absl import app, flags, logging
 
 from reasonrl import data as data_lib
-from reasonrl import models, parallel, rewards, sampling
+from reasonrl import models, parallel, rewards
 from reasonrl.data import prompt_templates
-from reasonrl.rewards import GradeResult, Problem
-from reasonrl.sampling.keys import batch_rng
+from reasonrl.rewards import Problem
+from reasonrl.sampling import run_store
+from reasonrl.sampling.completions import (TRUNCATE_PROMPT_CHOICES, Completions, Grader,
+                                           grade_completions)
+from reasonrl.sampling.problem_runs import (LongPromptWarning, RuntimeSettings,
+                                            complete_problems, load_model, problem_batches)
 from reasonrl.synthetic import distill_store
 from reasonrl.synthetic.selection import Candidate, SelectionError, make_selector
 from reasonrl.train import exports
 
 # Fields every record carries besides the prompt and response (the sft task ignores them).
 PROVENANCE_FIELDS = ("id", "sample", "num_tokens", "extracted_answer")
-
-# (completions, gold answers) -> one GradeResult per completion, in order.
-Grader = Callable[[Sequence[str], Sequence[str]], list[GradeResult]]
+# Carried by every record of a --truncate_prompt=left run.
+TRUNCATION_FIELD = "prompt_truncated"
+LONG_PROMPT_REMEDY = ("to sample them with the end of their prompt instead, rerun with "
+                      "--truncate_prompt=left and another --output")
 
 
 class ProblemFileError(ValueError):
@@ -89,6 +100,8 @@ class DistillSettings:
             (``reasonrl.data.prompt_templates``); the chat template is also the one to train with.
         num_samples: teacher samples per problem (n).
         temperature, top_p, top_k, max_new_tokens: sampling (see ``sampling.generate``).
+        truncate_prompt: "none" (a prompt that does not fit yields no samples) or "left" (it
+            keeps its last tokens), see ``reasonrl.sampling.completions``.
         seed: PRNG seed of the sampler.
         batch_size: problems per ``generate`` call (each with ``num_samples`` rows).
         select: selection strategy, see :mod:`reasonrl.synthetic.selection`.
@@ -111,6 +124,7 @@ class DistillSettings:
     drop_truncated: bool = True
     prompt_field: str = "question"
     response_field: str = "answer"
+    truncate_prompt: str = "none"
 
     def __post_init__(self):
         for name in ("num_samples", "batch_size", "keep_per_problem", "max_new_tokens"):
@@ -125,10 +139,14 @@ class DistillSettings:
         if self.chat_template not in data_lib.CHAT_TEMPLATES:
             raise SettingsError(f"--chat_template: unknown {self.chat_template!r}; known: "
                                 f"{sorted(data_lib.CHAT_TEMPLATES)}")
+        if self.truncate_prompt not in TRUNCATE_PROMPT_CHOICES:
+            raise SettingsError(f"--truncate_prompt: unknown {self.truncate_prompt!r}; known: "
+                                f"{list(TRUNCATE_PROMPT_CHOICES)}")
         fields = (self.prompt_field, self.response_field)
-        if not all(fields) or len(set(fields)) != 2 or set(fields) & set(PROVENANCE_FIELDS):
+        reserved = PROVENANCE_FIELDS + (TRUNCATION_FIELD,)
+        if not all(fields) or len(set(fields)) != 2 or set(fields) & set(reserved):
             raise SettingsError(f"--prompt_field and --response_field must be two different "
-                                f"non-empty names, not among {list(PROVENANCE_FIELDS)}; got "
+                                f"non-empty names, not among {list(reserved)}; got "
                                 f"{self.prompt_field!r}, {self.response_field!r}")
         make_selector(self.select)  # raises SelectionError on a bad --select
 
@@ -140,14 +158,19 @@ class BatchOutcome:
     Attributes:
         index: the batch's position in the run (problems[index * batch_size:...]).
         problems: its problems.
-        candidates: every graded sample, row = problem * num_samples + sample.
+        candidates: every graded sample, by problem then sample index (none for a problem
+            whose prompt did not fit).
         records: the SFT records kept, by problem then sample index.
+        prompt_too_long: ids of the problems whose prompt did not fit (not sampled).
+        prompt_truncated: ids of the problems whose prompt was cut (``truncate_prompt="left"``).
     """
 
     index: int
     problems: list[Problem]
     candidates: list[Candidate]
     records: list[dict]
+    prompt_too_long: list[str] = dataclasses.field(default_factory=list)
+    prompt_truncated: list[str] = dataclasses.field(default_factory=list)
 
     def counts(self) -> dict:
         """The per-batch counts the state file and summary use."""
@@ -158,7 +181,9 @@ class BatchOutcome:
             "truncated": sum(c.finish_reason == "length" for c in self.candidates),
             "kept": len(self.records),
             "kept_tokens": sum(record["num_tokens"] for record in self.records),
-            "problems_with_kept": len(kept_ids)}
+            "problems_with_kept": len(kept_ids),
+            "prompt_too_long_problems": len(self.prompt_too_long),
+            "prompt_truncated_problems": len(self.prompt_truncated)}
 
 
 # --------------------------------------------------------------------------- problems
@@ -230,12 +255,6 @@ def problems_digest(problems: Sequence[Problem]) -> str:
 # --------------------------------------------------------------------------- sampling
 
 
-def problem_batches(problems: Sequence[Problem], batch_size: int) -> list[list[Problem]]:
-    """Fixed consecutive chunks of ``batch_size`` problems (the last may be shorter)."""
-    return [list(problems[start:start + batch_size])
-            for start in range(0, len(problems), batch_size)]
-
-
 def sft_prompt(problem: str, prompt_template: str) -> str:
     """The user turn the teacher saw for ``problem`` (its system message, if any, is not here)."""
     messages = prompt_templates.get_prompt_template(prompt_template).messages(problem)
@@ -249,53 +268,52 @@ def system_prompt(prompt_template: str) -> str | None:
     return next((m["content"] for m in messages if m["role"] == "system"), None)
 
 
-def _sample(config, params, tokenizer, batch: Sequence[Problem], settings: DistillSettings):
-    """(completion texts, GenerationResult); row = problem * num_samples + sample."""
-    prompt_tokens = [
-        prompt_templates.prompt_token_ids(problem.problem, prompt_template=settings.prompt_template,
-                                 chat_template=settings.chat_template, tokenizer=tokenizer)
-        for problem in batch]
-    result = sampling.generate(
-        config, params, prompt_tokens, max_new_tokens=settings.max_new_tokens,
-        rng=batch_rng(settings.seed, batch[0].id), temperature=settings.temperature,
-        top_p=settings.top_p, top_k=settings.top_k, num_samples=settings.num_samples,
-        stop_tokens=prompt_templates.stop_token_ids(tokenizer, settings.chat_template),
-        pad_id=tokenizer.pad_id)
-    texts = []
-    for tokens, length, reason in zip(result.tokens, result.lengths, result.finish_reasons):
-        end = int(length) - (1 if reason == "stop" else 0)  # a final stop token is not text
-        texts.append(tokenizer.decode([int(token) for token in tokens[:end]]))
-    return texts, result
-
-
-def _candidates(batch, texts, result, grades, num_samples) -> list[Candidate]:
-    return [Candidate(problem_id=batch[row // num_samples].id, sample=row % num_samples,
-                      completion=text, num_tokens=int(result.lengths[row]),
-                      finish_reason=str(result.finish_reasons[row]), answer=grade.answer,
+def _candidates(batch: Sequence[Problem], completions: Completions, grades) -> list[Candidate]:
+    """The graded samples of a batch; a problem whose prompt did not fit has none."""
+    n = completions.num_samples
+    return [Candidate(problem_id=batch[row // n].id, sample=row % n, completion=text,
+                      num_tokens=int(completions.lengths[row]),
+                      finish_reason=str(completions.finish_reasons[row]), answer=grade.answer,
                       correct=bool(grade.correct), status=str(grade.status))
-            for row, (text, grade) in enumerate(zip(texts, grades))]
+            for row, (text, grade) in enumerate(zip(completions.texts, grades))
+            if not completions.prompt_too_long[row]]
 
 
-def _record(problem: Problem, candidate: Candidate, settings: DistillSettings) -> dict:
+def _ids_where(batch: Sequence[Problem], flagged) -> list[str]:
+    """Ids of the problems of ``batch`` that are ``flagged`` (bool [B])."""
+    return [problem.id for problem, flag in zip(batch, flagged) if flag]
+
+
+def _record(problem: Problem, candidate: Candidate, settings: DistillSettings,
+            prompt_truncated: bool) -> dict:
     prefix = prompt_templates.get_prompt_template(settings.prompt_template).assistant_prefix
-    return {settings.prompt_field: sft_prompt(problem.problem, settings.prompt_template),
-            settings.response_field: prefix + candidate.completion,
-            "id": problem.id, "sample": candidate.sample, "num_tokens": candidate.num_tokens,
-            "extracted_answer": candidate.answer}
+    record = {settings.prompt_field: sft_prompt(problem.problem, settings.prompt_template),
+              settings.response_field: prefix + candidate.completion,
+              "id": problem.id, "sample": candidate.sample, "num_tokens": candidate.num_tokens,
+              "extracted_answer": candidate.answer}
+    if settings.truncate_prompt == "left":
+        record[TRUNCATION_FIELD] = prompt_truncated
+    return record
 
 
 def select_records(batch: Sequence[Problem], candidates: Sequence[Candidate],
-                   settings: DistillSettings, selector=None) -> list[dict]:
-    """The SFT records of a graded batch: correct (and, if asked, finished) samples, selected."""
+                   settings: DistillSettings, selector=None, *,
+                   prompt_truncated: Collection[str] = ()) -> list[dict]:
+    """The SFT records of a graded batch: correct (and, if asked, finished) samples, selected.
+
+    ``prompt_truncated``: ids of the problems whose prompt the teacher saw cut.
+    """
     selector = selector or make_selector(settings.select)
-    n = settings.num_samples
+    by_problem = collections.defaultdict(list)
+    for candidate in candidates:
+        by_problem[candidate.problem_id].append(candidate)
     records = []
-    for index, problem in enumerate(batch):
-        eligible = [candidate for candidate in candidates[index * n:(index + 1) * n]
+    for problem in batch:
+        eligible = [candidate for candidate in by_problem[problem.id]
                     if candidate.correct
                     and not (settings.drop_truncated and candidate.finish_reason == "length")]
         kept = selector(problem.problem, eligible, settings.keep_per_problem) if eligible else []
-        records += [_record(problem, candidate, settings)
+        records += [_record(problem, candidate, settings, problem.id in prompt_truncated)
                     for candidate in sorted(kept, key=lambda candidate: candidate.sample)]
     return records
 
@@ -309,17 +327,21 @@ def distill_batches(config: models.ModelConfig, params, tokenizer: data_lib.Toke
         start_batch: skip the batches before it (resumption); later batches are unchanged.
         grader: default ``rewards.grade_batch`` with its default workers and timeout.
     """
-    grader = grader or rewards.grade_batch
     selector = make_selector(settings.select)
-    n = settings.num_samples
+    long_prompts = LongPromptWarning(LONG_PROMPT_REMEDY)
     for index, batch in enumerate(problem_batches(problems, settings.batch_size)):
         if index < start_batch:
             continue
-        texts, result = _sample(config, params, tokenizer, batch, settings)
-        grades = grader(texts, [problem.answer for problem in batch for _ in range(n)])
-        candidates = _candidates(batch, texts, result, grades, n)
-        yield BatchOutcome(index, batch, candidates,
-                           select_records(batch, candidates, settings, selector))
+        completions = complete_problems(config, params, tokenizer, batch, settings)
+        long_prompts.observe(batch, completions)
+        grades = grade_completions(completions, [problem.answer for problem in batch], grader)
+        candidates = _candidates(batch, completions, grades)
+        truncated = _ids_where(batch, completions.by_prompt(completions.prompt_truncated))
+        yield BatchOutcome(
+            index, batch, candidates,
+            select_records(batch, candidates, settings, selector, prompt_truncated=truncated),
+            prompt_too_long=_ids_where(batch, completions.by_prompt(completions.prompt_too_long)),
+            prompt_truncated=truncated)
 
 
 def distill(config: models.ModelConfig, params, tokenizer: data_lib.Tokenizer,
@@ -384,21 +406,9 @@ class DistillJob:
                 "problems_sha256": problems_digest(problems)}
 
 
-@dataclasses.dataclass(frozen=True)
-class RuntimeSettings:
-    """Settings that do not change the output (not compared on resume)."""
-
-    mesh_shape: tuple[int, int, int] = (1, -1, 1)
-    grader_workers: int | None = None
-    grader_timeout_s: float = rewards.DEFAULT_TIMEOUT_S
-
-
 def _load_teacher(job: DistillJob, runtime: RuntimeSettings):
-    mesh = parallel.make_mesh(runtime.mesh_shape)
-    logging.info("loading teacher %s on mesh %s", job.teacher, dict(mesh.shape))
-    config, params = models.load_hf_checkpoint(job.teacher, mesh=mesh,
-                                               dtype=jnp.dtype(job.dtype))
-    return config, params, data_lib.load_tokenizer(job.tokenizer)
+    """(config, params, tokenizer) of the job's teacher on the runtime's mesh."""
+    return load_model(job.teacher, job.tokenizer, runtime=runtime, dtype=job.dtype)
 
 
 def run_distill(job: DistillJob, output: str | Path,
@@ -410,7 +420,7 @@ def run_distill(job: DistillJob, output: str | Path,
 
     Raises:
         ProblemFileError, SettingsError: bad input or settings.
-        distill_store.ConfigMismatchError: ``output`` was made with other settings.
+        run_store.ConfigMismatchError: ``output`` was made with other settings.
         distill_store.OutputError: ``output`` exists but is not a resumable distillation output.
     """
     output = Path(output)
@@ -421,9 +431,7 @@ def run_distill(job: DistillJob, output: str | Path,
                  len(entries))
     if len(entries) < len(batches):
         config, params, tokenizer = _load_teacher(job, runtime)
-        grader = grader or functools.partial(
-            rewards.grade_batch, num_workers=runtime.grader_workers,
-            timeout_s=runtime.grader_timeout_s)
+        grader = grader or runtime.grader()
         for outcome in distill_batches(config, params, tokenizer, problems, job.settings,
                                        grader=grader, start_batch=len(entries)):
             entries.append(distill_store.append_batch(output, outcome.index, outcome.records,
@@ -464,8 +472,12 @@ def define_flags() -> None:
     flags.DEFINE_integer("top_k", _DEFAULTS.top_k, "Top-k filtering; 0 = off.")
     flags.DEFINE_integer("max_new_tokens", _DEFAULTS.max_new_tokens,
                          "Generated tokens per sample at most (raise for long reasoning).")
+    flags.DEFINE_enum("truncate_prompt", _DEFAULTS.truncate_prompt, list(TRUNCATE_PROMPT_CHOICES),
+                      "A prompt leaving no room for max_new_tokens in the teacher's context: none "
+                      "= skip the problem (counted in the summary); left = keep its last tokens.")
     flags.DEFINE_enum("prompt_template", _DEFAULTS.prompt_template,
-                      sorted(prompt_templates.PROMPT_TEMPLATES), "How a problem becomes the prompt.")
+                      sorted(prompt_templates.PROMPT_TEMPLATES),
+                      "How a problem becomes the prompt.")
     flags.DEFINE_enum("chat_template", _DEFAULTS.chat_template, sorted(data_lib.CHAT_TEMPLATES),
                       "Chat template of the teacher's prompts (use it for the sft task too).")
     flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size,
@@ -511,7 +523,7 @@ def job_from_flags() -> DistillJob:
 
 # Errors that are the user's input, reported in one message with exit code 2.
 USER_ERRORS = (ProblemFileError, SettingsError, SelectionError, distill_store.OutputError,
-               parallel.MeshError)
+               run_store.ConfigMismatchError, parallel.MeshError)
 
 
 def _fail(message: str) -> None:

@@ -4,38 +4,39 @@ Next to ``OUT.jsonl`` the run keeps ``OUT.jsonl.state.jsonl``:
 
 * line 1: ``{"config": {...}}``, every setting that decides the output (written once,
   atomically, before any record); a rerun with other settings is refused
-  (:class:`ConfigMismatchError`) instead of mixing two runs in one file.
+  (``reasonrl.sampling.run_store.ConfigMismatchError``) instead of mixing two runs in one file.
 * then one line per finished batch, in batch order: its counts (problems, samples, correct,
-  truncated, kept records, kept tokens, problems with a kept record) and ``output_bytes``, the
-  size of ``OUT.jsonl`` once the batch's records were written and fsync-ed.
+  truncated, kept records, kept tokens, problems with a kept record, problems whose prompt did
+  not fit or was cut) and ``output_bytes``, the size of ``OUT.jsonl`` once the batch's records
+  were written and fsync-ed.
 
 A batch's records are written (and fsync-ed) before its state line, so on restart
 :func:`open_output` cuts ``OUT.jsonl`` back to the last recorded ``output_bytes``: records of a
 batch that has no state line yet are dropped and that batch is generated again, with the same
 inputs and PRNG key, so a resumed run ends byte-identical to an uninterrupted one. Problems
 with no kept record leave no line in ``OUT.jsonl``; the state file is what remembers them.
+The settings check and the file helpers are :mod:`reasonrl.sampling.run_store`'s, which the eval
+binaries use too.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable
+
+from reasonrl.sampling import run_store
+from reasonrl.workdir import atomic_write_text
 
 STATE_SUFFIX = ".state.jsonl"
 SUMMARY_SUFFIX = ".summary.json"
 # Per-batch counts a state line carries (summed into the summary).
 COUNT_FIELDS = ("problems", "samples", "correct", "truncated", "kept", "kept_tokens",
-                "problems_with_kept")
+                "problems_with_kept", "prompt_too_long_problems", "prompt_truncated_problems")
 
 
 class OutputError(ValueError):
     """The output file and its state file do not describe a run that can be resumed."""
-
-
-class ConfigMismatchError(OutputError):
-    """The output was made with different settings."""
 
 
 def state_path(output: Path) -> Path:
@@ -46,41 +47,21 @@ def summary_path(output: Path) -> Path:
     return output.with_name(output.name + SUMMARY_SUFFIX)
 
 
-def _fsync_append(path: Path, data: bytes) -> int:
-    """Appends ``data``, flushes and fsyncs; returns the file's new size."""
-    with open(path, "ab") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-        return handle.tell()
-
-
-def _truncate(path: Path, size: int) -> None:
-    with open(path, "r+b") as handle:
-        handle.truncate(size)
-        os.fsync(handle.fileno())
-
-
 def _start(output: Path, config: dict) -> list[dict]:
     """A fresh run: an empty output and a state file holding only the config."""
     if output.is_file() and output.stat().st_size:
         raise OutputError(f"{output} exists but has no {state_path(output).name} (not written "
                           f"by a distillation run?); delete it or choose another --output")
     output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = state_path(output).with_suffix(".tmp")
-    temporary.write_text(json.dumps({"config": config}, sort_keys=True) + "\n")
-    os.replace(temporary, state_path(output))
+    atomic_write_text(state_path(output),
+                               json.dumps({"config": config}, sort_keys=True) + "\n")
     output.write_bytes(b"")
     return []
 
 
 def _read_state(path: Path) -> tuple[dict, list[dict]]:
     """(config, finished batch entries); a torn last line is cut off the file."""
-    data = path.read_bytes()
-    complete = data[:data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        _truncate(path, len(complete))
-    lines = [line for line in complete.split(b"\n") if line.strip()]
+    lines = [line for line in run_store.cut_torn_tail(path).split(b"\n") if line.strip()]
     try:
         header, entries = json.loads(lines[0])["config"], [json.loads(line) for line in lines[1:]]
     except (IndexError, KeyError, ValueError):
@@ -93,21 +74,12 @@ def _read_state(path: Path) -> tuple[dict, list[dict]]:
     return header, entries
 
 
-def _check_config(output: Path, stored: dict, config: dict) -> None:
-    diffs = [(key, stored.get(key), config.get(key)) for key in sorted(set(stored) | set(config))
-             if stored.get(key) != config.get(key)]
-    if diffs:
-        lines = "\n".join(f"  --{key}: stored {old!r}, now {new!r}" for key, old, new in diffs)
-        raise ConfigMismatchError(
-            f"{output} was made with different settings; rerun with the stored values or "
-            f"choose another --output:\n{lines}")
-
-
 def open_output(output: Path, config: dict) -> list[dict]:
     """Starts or resumes ``output``; returns the state entries of its finished batches.
 
     Raises:
-        ConfigMismatchError: the stored config differs from ``config`` (every difference named).
+        run_store.ConfigMismatchError: the stored config differs from ``config`` (every
+            difference named).
         OutputError: the output exists without a state file, or is shorter than recorded.
     """
     output = Path(output)
@@ -115,33 +87,38 @@ def open_output(output: Path, config: dict) -> list[dict]:
     if not state.is_file() or b"\n" not in state.read_bytes():  # none, or a torn header
         return _start(output, config)
     stored, entries = _read_state(state_path(output))
-    _check_config(output, stored, config)
+    run_store.check_settings(stored, config, what=f"{output} was made with different settings",
+                             remedy="choose another --output")
     end = entries[-1]["output_bytes"] if entries else 0
     size = output.stat().st_size if output.is_file() else -1
     if size < end:
         raise OutputError(f"{output} holds {max(size, 0)} bytes but its state records {end}; "
                           f"delete it and {state_path(output).name} to start over")
     if size > end:  # records of a batch whose state line was never written
-        _truncate(output, end)
+        run_store.truncate_synced(output, end)
     return entries
 
 
 def append_batch(output: Path, batch: int, records: Iterable[dict], counts: dict) -> dict:
     """Writes one batch's records, then its state line; returns that state entry."""
-    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    size = _fsync_append(output, text.encode("utf-8"))
+    size = run_store.append_synced(output, run_store.json_lines(records))
     entry = {"batch": batch, **{name: counts[name] for name in COUNT_FIELDS},
              "output_bytes": size}
-    _fsync_append(state_path(output), (json.dumps(entry, sort_keys=True) + "\n").encode())
+    state_line = json.dumps(entry, sort_keys=True) + "\n"
+    run_store.append_synced(state_path(output), state_line.encode())
     return entry
 
 
 def summarize(entries: Iterable[dict]) -> dict:
-    """Totals over the state entries: the run's summary (no timings, so resumes agree)."""
+    """Totals over the state entries: the run's summary (no timings, so resumes agree).
+
+    ``samples`` counts the samples drawn: a problem whose prompt did not fit has none. A count
+    an entry lacks (written before the count existed) is 0.
+    """
     totals = {name: 0 for name in COUNT_FIELDS}
     for entry in entries:
         for name in COUNT_FIELDS:
-            totals[name] += entry[name]
+            totals[name] += entry.get(name, 0)
     samples, kept = totals["samples"], totals["kept"]
     return {
         "problems": totals["problems"],
@@ -152,6 +129,8 @@ def summarize(entries: Iterable[dict]) -> dict:
         "kept_records": kept,
         "problems_with_kept": totals["problems_with_kept"],
         "mean_kept_tokens": totals["kept_tokens"] / kept if kept else 0.0,
+        "prompt_too_long_problems": totals["prompt_too_long_problems"],
+        "prompt_truncated_problems": totals["prompt_truncated_problems"],
     }
 
 

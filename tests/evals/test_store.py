@@ -5,6 +5,7 @@ import json
 import pytest
 
 from evals.common import store
+from reasonrl.sampling import run_store
 
 
 def test_torn_last_line_is_cut_before_appending(tmp_path):
@@ -30,7 +31,7 @@ def test_run_config_mismatch_is_refused(tmp_path):
     store.check_or_write_run_config(tmp_path, generation, {"grader_workers": 2})
     # Same generation settings, other runtime settings: fine.
     store.check_or_write_run_config(tmp_path, dict(generation), {"grader_workers": 8})
-    with pytest.raises(store.ConfigMismatchError, match=r"--temperature: stored 0.6, now 1.0"):
+    with pytest.raises(run_store.ConfigMismatchError, match=r"--temperature: stored 0.6, now 1.0"):
         store.check_or_write_run_config(tmp_path, {**generation, "temperature": 1.0}, {})
     stored = json.loads((tmp_path / store.RUN_CONFIG_FILE).read_text())
     assert stored == {"generation": generation, "other": {"grader_workers": 2}}

@@ -12,6 +12,7 @@ import pytest
 
 from reasonrl.data import make_pipeline
 from reasonrl.rewards import GradeResult, extract_answer
+from reasonrl.sampling import run_store
 from reasonrl.synthetic import distill as distill_module
 from reasonrl.synthetic import distill_store
 from reasonrl.synthetic.distill import (DistillJob, DistillSettings, ProblemFileError,
@@ -274,7 +275,7 @@ def test_finished_run_is_not_regenerated(full_run, teacher_dir, tmp_path, monkey
 def test_other_settings_or_foreign_output_are_refused(full_run, teacher_dir, tmp_path):
     problems, output = full_run
     copy = _copy_run(output, tmp_path / "out.jsonl")
-    with pytest.raises(distill_store.ConfigMismatchError,
+    with pytest.raises(run_store.ConfigMismatchError,
                        match=r"--temperature: stored 1.0, now 0.5"):
         run_distill(_job(teacher_dir, problems, temperature=0.5), copy)
     # The same problems path with other content (the state is edited to point at the copy).
@@ -284,7 +285,7 @@ def test_other_settings_or_foreign_output_are_refused(full_run, teacher_dir, tmp
     config = json.loads(header)["config"]
     state.write_text(json.dumps({"config": {**config, "problems": str(edited)}}) + "\n"
                      + "".join(entries))
-    with pytest.raises(distill_store.ConfigMismatchError, match=r"(?s)stored.*\n  "
+    with pytest.raises(run_store.ConfigMismatchError, match=r"(?s)stored.*\n  "
                        r"--problems_sha256: stored '[0-9a-f]{64}', now '[0-9a-f]{64}'$"):
         run_distill(_job(teacher_dir, edited), copy)
     assert copy.read_bytes() == output.read_bytes()
