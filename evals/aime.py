@@ -3,8 +3,9 @@
 Flags and outputs: :mod:`evals.common.cli`, :mod:`evals.common.report`.
 """
 
-from absl import app, flags
+from absl import flags
 
+import reasonrl.cli
 from evals.common import cli
 
 COMPETITION_BENCHMARKS = ("aime24", "aime25", "amc23")
@@ -15,10 +16,8 @@ BENCHMARK = flags.DEFINE_enum("benchmark", "aime24", COMPETITION_BENCHMARKS,
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    cli.main_for(BENCHMARK.value)
+    cli.main_for(BENCHMARK.value, argv)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    reasonrl.cli.run(main)

@@ -3,18 +3,15 @@
 Flags and outputs: :mod:`evals.common.cli`, :mod:`evals.common.report`.
 """
 
-from absl import app
-
+import reasonrl.cli
 from evals.common import cli
 
 cli.define_flags()
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    cli.main_for("math500")
+    cli.main_for("math500", argv)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    reasonrl.cli.run(main)

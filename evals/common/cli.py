@@ -5,21 +5,24 @@ Sampling flags (``--temperature``, ``--top_p``, ``--top_k``, ``--max_new_tokens`
 ``--protocol`` preset's value, else ``protocols.DEFAULT_SETTINGS``. ``--truncate_prompt``
 (none | left) decides what happens to a prompt that leaves no room for ``--max_new_tokens``
 (:mod:`evals.common.runner`); like the sampling flags it is a generation setting.
+
+The binaries run under ``reasonrl.cli``: a bad flag value, a missing checkpoint or tokenizer, a
+locked or mismatched output directory, a corrupt ``samples.jsonl`` line or a full disk is
+reported in one line ``error: ...`` with exit status 2, before anything is written where the
+flags are at fault.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from evals.common import protocols, runner
 from reasonrl import data as data_lib
 from reasonrl import rewards
 from reasonrl.data import prompt_templates
-from reasonrl.sampling import TRUNCATE_PROMPT_CHOICES, problem_runs, run_store
-from reasonrl.train import exports as checkpoints
+from reasonrl.sampling import TRUNCATE_PROMPT_CHOICES, problem_runs
 
 FLAGS = flags.FLAGS
 
@@ -47,7 +50,7 @@ def define_flags() -> None:
                       "A prompt leaving no room for max_new_tokens within the model's context: "
                       "none = record its samples as prompt_too_long (incorrect); left = keep "
                       "its last max_position_embeddings - max_new_tokens tokens.")
-    flags.DEFINE_integer("limit", 0, "Evaluate only the first N problems (0 = all).")
+    flags.DEFINE_integer("limit", None, "Evaluate only the first N problems (default: all).")
     flags.DEFINE_integer("batch_size", 8, "Prompts per generate call (each with num_samples).")
     flags.DEFINE_integer("seed", 0, "PRNG seed of the sampler.")
     flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Parameter dtype on load.")
@@ -61,13 +64,16 @@ def define_flags() -> None:
 
 def settings_from_flags(benchmark: str) -> tuple[runner.GenerationSettings,
                                                  problem_runs.RuntimeSettings]:
-    """Resolves the parsed flags (protocol, checkpoint, tokenizer) into run settings."""
+    """Resolves the parsed flags (protocol, checkpoint, tokenizer) into run settings.
+
+    Raises:
+        problem_runs.SettingsError: a flag value that cannot work (the message names it).
+    """
     sampling = protocols.resolve_settings(
         FLAGS.protocol, benchmark, {name: FLAGS[name].value for name in protocols.DEFAULT_SETTINGS})
-    checkpoint = checkpoints.resolve_checkpoint(FLAGS.checkpoint).absolute()
-    tokenizer = Path(FLAGS.tokenizer).absolute() if FLAGS.tokenizer else checkpoint
+    checkpoint, tokenizer = problem_runs.resolve_model_paths(FLAGS.checkpoint, FLAGS.tokenizer)
     generation = runner.GenerationSettings(
-        checkpoint=str(checkpoint), tokenizer=str(tokenizer), benchmark=benchmark,
+        checkpoint=checkpoint, tokenizer=tokenizer, benchmark=benchmark,
         prompt_template=sampling["prompt_template"], chat_template=FLAGS.chat_template,
         num_samples=int(sampling["num_samples"]), temperature=float(sampling["temperature"]),
         top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
@@ -79,14 +85,10 @@ def settings_from_flags(benchmark: str) -> tuple[runner.GenerationSettings,
     return generation, runtime
 
 
-def main_for(benchmark: str) -> None:
+def main_for(benchmark: str, argv: list[str]) -> None:
     """Runs the eval of ``benchmark`` with the parsed flags and prints the summary."""
-    if FLAGS.batch_size < 1:
-        raise app.UsageError(f"--batch_size must be >= 1, got {FLAGS.batch_size}")
-    try:
-        generation, runtime = settings_from_flags(benchmark)
-        logging.info("generation settings: %s", generation)
-        summary = runner.run_eval(generation, runtime, FLAGS.output_dir)
-    except (checkpoints.CheckpointNotFoundError, run_store.ConfigMismatchError) as error:
-        raise app.UsageError(str(error)) from error
-    print(json.dumps(summary, indent=2))
+    if len(argv) > 1:
+        raise problem_runs.SettingsError(f"unexpected arguments: {argv[1:]}")
+    generation, runtime = settings_from_flags(benchmark)
+    logging.info("generation settings: %s", generation)
+    print(json.dumps(runner.run_eval(generation, runtime, FLAGS.output_dir), indent=2))

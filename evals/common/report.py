@@ -14,13 +14,17 @@
   (``--truncate_prompt=left``)
 * ``by_subject`` / ``by_level`` -- {group: {num_problems, pass@1}} (MATH-500 only)
 
-See :mod:`evals.common.metrics` for the estimator and the vote's tie rule.
+See :mod:`evals.common.metrics` for the estimator and the vote's tie rule. ``summary.json`` and
+the plot are replaced atomically: a full or read-only disk leaves the previous files (or none),
+never a torn or empty one, and raises an OSError naming the file.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +36,7 @@ from clu import metric_writers  # noqa: E402
 
 from evals.common import metrics  # noqa: E402
 from reasonrl.rewards import Problem, normalize_answer  # noqa: E402
+from reasonrl.sampling import run_store  # noqa: E402
 from reasonrl.sampling.completions import PROMPT_TOO_LONG  # noqa: E402
 
 SUMMARY_FILE = "summary.json"
@@ -124,7 +129,8 @@ def summary_scalars(summary: dict) -> dict[str, float]:
 
 
 def plot(summary: dict, path: Path) -> None:
-    """PNG: the pass@k and maj@k curves; with levels (MATH-500), accuracy by level beside it."""
+    """PNG: the pass@k and maj@k curves; with levels (MATH-500), accuracy by level beside it.
+    Saved to a temporary file beside ``path``, then renamed over it."""
     levels = summary.get("by_level")
     figure, axes = plt.subplots(1, 2 if levels else 1, figsize=(11 if levels else 6, 4),
                                 squeeze=False)
@@ -145,13 +151,21 @@ def plot(summary: dict, path: Path) -> None:
         bars.set(xlabel="MATH level", ylabel="pass@1 (%)", ylim=(0, 100),
                  title="pass@1 by level")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        with run_store.naming(path):
+            figure.savefig(temporary, format="png", dpi=100)
+            os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+        plt.close(figure)
 
 
 def write_reports(output_dir: Path, summary: dict) -> None:
     """Writes ``summary.json``, the TensorBoard scalars (step 0) and the PNG plot."""
-    (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    run_store.write_atomically(output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    (output_dir / TENSORBOARD_DIR).mkdir(exist_ok=True)  # a read-only disk: a one-line OSError
     writer = metric_writers.create_default_writer(str(output_dir / TENSORBOARD_DIR),
                                                   just_logging=False)
     writer.write_scalars(0, summary_scalars(summary))

@@ -19,6 +19,15 @@ status and finish_reason ``prompt_too_long``, completion "", num_tokens 0 and co
 (pass@k counts them wrong), the summary counts them, and the run logs one warning. With
 ``--truncate_prompt=left`` the prompt keeps its last max_position_embeddings - max_new_tokens
 tokens and every record of the run says whether its prompt was cut (``prompt_truncated``).
+
+Before anything is written the settings are checked (``GenerationSettings`` rejects a count
+below 1; ``max_new_tokens`` must leave room for a prompt in the model's context), so a failed
+start never blocks its corrected rerun. The run then holds ``--output_dir``'s lock
+(``reasonrl.workdir.DirectoryLock``): a second eval on the same directory refuses at start,
+naming the holder. ``run_config.json`` records the checkpoint's weights by digest
+(``checkpoint_sha256``, :func:`reasonrl.sampling.problem_runs.checkpoint_digest`), so other
+weights at the same path are refused on resume; a run_config.json written before the digest
+was recorded resumes with a warning.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from reasonrl import rewards
 from reasonrl.sampling import problem_runs
 from reasonrl.sampling.completions import Completions, grade_completions
 from reasonrl.sampling.problem_runs import RuntimeSettings
+from reasonrl.workdir import DirectoryLock
 
 LONG_PROMPT_REMEDY = ("to sample them with the end of their prompt instead, rerun into a new "
                       "--output_dir with --truncate_prompt=left")
@@ -41,7 +51,11 @@ LONG_PROMPT_REMEDY = ("to sample them with the end of their prompt instead, reru
 
 @dataclasses.dataclass(frozen=True)
 class GenerationSettings:
-    """Everything that determines the samples (stored in run_config.json, checked on resume)."""
+    """Everything that determines the samples (stored in run_config.json, checked on resume).
+
+    ``limit``: the first N problems, None for all. Raises ``problem_runs.SettingsError`` (naming
+    the flag) for values that cannot work.
+    """
 
     checkpoint: str
     tokenizer: str
@@ -54,16 +68,19 @@ class GenerationSettings:
     top_k: int
     max_new_tokens: int
     seed: int
-    limit: int
+    limit: int | None
     batch_size: int
     dtype: str
     truncate_prompt: str = "none"
 
+    def __post_init__(self):
+        problem_runs.check_sampling(self)
+        problem_runs.check_at_least_one(limit=self.limit, batch_size=self.batch_size)
 
-def select_problems(benchmark: str, limit: int) -> list[rewards.Problem]:
-    """The benchmark's first ``limit`` problems (all for limit <= 0), in file order."""
-    problems = rewards.load_benchmark(benchmark)
-    return problems[:limit] if limit > 0 else problems
+
+def select_problems(benchmark: str, limit: int | None) -> list[rewards.Problem]:
+    """The benchmark's first ``limit`` problems (all for None), in file order."""
+    return rewards.load_benchmark(benchmark)[:limit]
 
 
 def _batch_records(problems, completions: Completions, grades, done,
@@ -87,12 +104,36 @@ def _batch_records(problems, completions: Completions, grades, done,
 
 
 def run_eval(generation: GenerationSettings, runtime: RuntimeSettings, output_dir: str) -> dict:
-    """Runs (or resumes) the evaluation into ``output_dir``; returns the summary."""
-    other = {"output_dir": str(output_dir), **dataclasses.asdict(runtime)}
+    """Runs (or resumes) the evaluation into ``output_dir``; returns the summary.
+
+    Raises:
+        problem_runs.SettingsError: ``max_new_tokens`` does not fit the model (nothing written).
+        reasonrl.workdir.DirectoryLockedError: another run holds ``output_dir``.
+        run_store.ConfigMismatchError: ``output_dir`` holds a run with other settings or weights.
+        store.OutputFileError: a line of ``samples.jsonl`` is not a sample record.
+    """
     output_dir = Path(output_dir)
-    store.check_or_write_run_config(output_dir, dataclasses.asdict(generation), other)
     problems = select_problems(generation.benchmark, generation.limit)
-    samples_path = output_dir / store.SAMPLES_FILE
+    problem_runs.check_context(generation.checkpoint, generation.max_new_tokens)
+    with DirectoryLock(output_dir, purpose="the eval"):
+        stored = {**dataclasses.asdict(generation),
+                  "checkpoint_sha256": problem_runs.checkpoint_digest(generation.checkpoint)}
+        store.check_or_write_run_config(output_dir, stored,
+                                        {"output_dir": str(output_dir),
+                                         **dataclasses.asdict(runtime)})
+        samples_path = output_dir / store.SAMPLES_FILE
+        _sample_missing(generation, runtime, problems, samples_path)
+        summary = report.summarize(generation.benchmark, problems,
+                                   store.read_samples(samples_path), generation.num_samples)
+        report.write_reports(output_dir, summary)
+    logging.info("%s pass@1 %.4f; outputs in %s", generation.benchmark, summary["pass@1"],
+                 output_dir)
+    return summary
+
+
+def _sample_missing(generation: GenerationSettings, runtime: RuntimeSettings,
+                    problems: list[rewards.Problem], samples_path: Path) -> None:
+    """Generates, grades and appends the (id, sample) records ``samples_path`` lacks."""
     done = store.open_samples(samples_path)
     n = generation.num_samples
     pending = [batch for batch in problem_runs.problem_batches(problems, generation.batch_size)
@@ -101,24 +142,18 @@ def run_eval(generation: GenerationSettings, runtime: RuntimeSettings, output_di
     wanted = {(problem.id, sample) for problem in problems for sample in range(n)}
     logging.info("%s: %d problems x %d samples, %d already done, %d batches to generate",
                  generation.benchmark, len(problems), n, len(done & wanted), len(pending))
-    if pending:
-        model = problem_runs.load_model(generation.checkpoint, generation.tokenizer,
-                                        runtime=runtime, dtype=generation.dtype)
-        grader = runtime.grader()
-        long_prompts = problem_runs.LongPromptWarning(LONG_PROMPT_REMEDY)
-        with tqdm(total=len(wanted), initial=len(done & wanted), unit="sample",
-                  desc=generation.benchmark) as progress:
-            for batch in pending:
-                completions = problem_runs.complete_problems(*model, batch, generation)
-                long_prompts.observe(batch, completions)
-                grades = grade_completions(completions, [problem.answer for problem in batch],
-                                           grader)
-                records = _batch_records(batch, completions, grades, done, generation)
-                store.append_samples(samples_path, records)
-                progress.update(len(records))
-    summary = report.summarize(generation.benchmark, problems,
-                               store.read_samples(samples_path), n)
-    report.write_reports(output_dir, summary)
-    logging.info("%s pass@1 %.4f; outputs in %s", generation.benchmark, summary["pass@1"],
-                 output_dir)
-    return summary
+    if not pending:
+        return
+    model = problem_runs.load_model(generation.checkpoint, generation.tokenizer,
+                                    runtime=runtime, dtype=generation.dtype)
+    grader = runtime.grader()
+    long_prompts = problem_runs.LongPromptWarning(LONG_PROMPT_REMEDY)
+    with tqdm(total=len(wanted), initial=len(done & wanted), unit="sample",
+              desc=generation.benchmark) as progress:
+        for batch in pending:
+            completions = problem_runs.complete_problems(*model, batch, generation)
+            long_prompts.observe(batch, completions)
+            grades = grade_completions(completions, [problem.answer for problem in batch], grader)
+            records = _batch_records(batch, completions, grades, done, generation)
+            store.append_samples(samples_path, records)
+            progress.update(len(records))

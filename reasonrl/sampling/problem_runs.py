@@ -15,13 +15,23 @@ the tools that label problems by sampling them).
   ``GenerationSettings`` and distillation's ``DistillSettings`` both are.
 * :class:`RuntimeSettings`: the mesh and the grader pool, which never change a sample.
 * :class:`LongPromptWarning`: one warning for a run, at the first prompt that does not fit.
+
+Checked before a run writes anything (so that a corrected rerun is not refused as a different
+run), each failure a :class:`SettingsError` naming the flag: :func:`check_sampling` and
+:func:`check_at_least_one` (counts and sampling values), :func:`resolve_model_paths` (the
+checkpoint and the tokenizer exist and load), :func:`check_context` (``max_new_tokens`` fits the
+model's context, read from ``config.json`` without the weights). :func:`checkpoint_digest`
+fingerprints the weights, which a run stores to refuse resuming with other weights at the same
+path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import jax.numpy as jnp
@@ -31,9 +41,23 @@ from absl import logging
 from reasonrl import data as data_lib
 from reasonrl import models, parallel, rewards
 from reasonrl.data import prompt_templates
+from reasonrl.errors import ReasonRLError
 from reasonrl.rewards import Problem
-from reasonrl.sampling.completions import PROMPT_TOO_LONG, Completions, Grader, complete
+from reasonrl.sampling.completions import (PROMPT_TOO_LONG, TRUNCATE_PROMPT_CHOICES, Completions,
+                                           Grader, complete)
 from reasonrl.sampling.keys import batch_rng
+from reasonrl.train import exports
+
+# What an unset count means, for the message that rejects an explicit value below 1.
+UNSET_MEANS = {"limit": "every problem"}
+# Files of a checkpoint directory that checkpoint_digest reads (besides config.json).
+WEIGHT_FILES = "*.safetensors"
+DIGEST_CHUNK_BYTES = 1 << 22
+
+
+class SettingsError(ReasonRLError, ValueError):
+    """Settings that cannot work: a value out of range, a checkpoint or tokenizer that is not
+    there, a max_new_tokens the model cannot hold (the message names the flag)."""
 
 
 class ProblemSampling(Protocol):
@@ -48,6 +72,75 @@ class ProblemSampling(Protocol):
     max_new_tokens: int
     seed: int
     truncate_prompt: str
+
+
+def check_at_least_one(**counts: int | None) -> None:
+    """Raises SettingsError naming the first flag whose value is below 1 (None: unset)."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            unset = f" (leave it unset for {UNSET_MEANS[name]})" if name in UNSET_MEANS else ""
+            raise SettingsError(f"--{name} must be >= 1{unset}, got {value}")
+
+
+def check_sampling(settings: ProblemSampling) -> None:
+    """Raises SettingsError, naming the flag, for sampling settings that cannot work."""
+    check_at_least_one(num_samples=settings.num_samples, max_new_tokens=settings.max_new_tokens)
+    if settings.temperature < 0 or settings.top_k < 0 or not 0 < settings.top_p <= 1:
+        raise SettingsError(f"need --temperature >= 0, --top_k >= 0 and 0 < --top_p <= 1; "
+                            f"got {settings.temperature}, {settings.top_k}, {settings.top_p}")
+    choices = {"prompt_template": sorted(prompt_templates.PROMPT_TEMPLATES),
+               "chat_template": sorted(data_lib.CHAT_TEMPLATES),
+               "truncate_prompt": list(TRUNCATE_PROMPT_CHOICES)}
+    for flag, known in choices.items():
+        if getattr(settings, flag) not in known:
+            raise SettingsError(f"--{flag}: unknown {getattr(settings, flag)!r}; known: {known}")
+
+
+def resolve_model_paths(checkpoint: str, tokenizer: str | None, *,
+                        checkpoint_flag: str = "--checkpoint") -> tuple[str, str]:
+    """(checkpoint directory, tokenizer path), absolute, for the command line's values.
+
+    ``checkpoint`` is anything ``reasonrl.train.exports.resolve_checkpoint`` accepts; the
+    tokenizer defaults to the checkpoint directory and is loaded once, to check it.
+
+    Raises:
+        SettingsError: naming ``checkpoint_flag`` or ``--tokenizer``.
+    """
+    try:
+        directory = exports.resolve_checkpoint(checkpoint).absolute()
+    except exports.CheckpointNotFoundError as error:  # its message names --checkpoint
+        raise SettingsError(str(error).replace("--checkpoint", checkpoint_flag, 1)) from None
+    tokenizer_path = Path(tokenizer).absolute() if tokenizer else directory
+    try:
+        data_lib.load_tokenizer(str(tokenizer_path))
+    except (OSError, ValueError, RuntimeError) as error:  # missing, unknown kind, unreadable
+        raise SettingsError(f"--tokenizer: cannot load a tokenizer from {str(tokenizer_path)!r}: "
+                            f"{error}") from None
+    return str(directory), str(tokenizer_path)
+
+
+def check_context(checkpoint: str, max_new_tokens: int) -> None:
+    """Raises SettingsError unless ``max_new_tokens`` leaves room for a prompt in the model's
+    context (``max_position_embeddings`` of the checkpoint's config.json; no weights read)."""
+    context = models.read_hf_config(checkpoint).max_position_embeddings
+    if max_new_tokens >= context:
+        raise SettingsError(
+            f"max_new_tokens={max_new_tokens} does not fit the model's context of {context} "
+            f"tokens (max_position_embeddings of {checkpoint}), which also holds the prompt; "
+            f"lower --max_new_tokens")
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """sha256 over a checkpoint directory's config.json and *.safetensors files (each file's
+    name, size and bytes, in name order; streamed): other weights at the same path differ."""
+    directory = Path(path)
+    digest = hashlib.sha256()
+    for file in [directory / "config.json", *sorted(directory.glob(WEIGHT_FILES))]:
+        digest.update(f"{file.name}\0{file.stat().st_size}\0".encode())
+        with open(file, "rb") as handle:
+            while chunk := handle.read(DIGEST_CHUNK_BYTES):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

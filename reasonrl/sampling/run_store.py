@@ -4,42 +4,80 @@ A run stores the settings that decide its output before it writes any; a restart
 with its own (:func:`check_settings`) and refuses to mix two runs in one output, naming every
 setting that differs (:class:`ConfigMismatchError`). Outputs grow by appending whole lines that
 are flushed and fsync-ed (:func:`append_synced`); a kill can leave at most a torn last line,
-which :func:`cut_torn_tail` removes before the run appends again.
+which :func:`cut_torn_tail` removes before the run appends again. Whole files (settings,
+summaries) are replaced atomically (:func:`write_atomically`): a full or read-only disk leaves
+the old file, never a torn or empty one, and raises an OSError that names the file.
 
-Settings introduced after runs were stored (:data:`ADDED_SETTINGS`) compare equal to their
-default when a stored record lacks them: a run started before they existed still resumes.
+Records stored by older versions still resume:
+
+* :data:`ADDED_SETTINGS`, settings introduced later, compare equal to the value every older run
+  was made with;
+* :data:`LEGACY_VALUES`: values spelled differently before (``limit`` 0 meant every problem; it
+  is None now);
+* :data:`UNRECORDED_SETTINGS` (``checkpoint_sha256``, the digest of the checkpoint's weights)
+  cannot be known for an older run: it is accepted with a warning that it was not checked.
+
 The record's layout is the caller's (``run_config.json`` for the evals, the first line of the
 state file for distillation).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import types
 from pathlib import Path
 
+from absl import logging
+
+from reasonrl.errors import ReasonRLError
+from reasonrl.workdir import atomic_write_text
+
 # Setting -> the value every run stored before the setting existed was made with.
 ADDED_SETTINGS = types.MappingProxyType({"truncate_prompt": "none"})
+# Setting -> what a stored value of an older version means today.
+LEGACY_VALUES = types.MappingProxyType({
+    "limit": lambda value: None if isinstance(value, int) and value <= 0 else value,
+})
+# Setting older runs did not record and whose value cannot be known -> what goes unchecked.
+UNRECORDED_SETTINGS = types.MappingProxyType({"checkpoint_sha256": "the checkpoint's weights"})
 
 
-class ConfigMismatchError(ValueError):
+class ConfigMismatchError(ReasonRLError, ValueError):
     """The output holds a run made with different settings (the message names each one)."""
 
 
-def check_settings(stored: dict, current: dict, *, what: str, remedy: str) -> None:
+def _as_stored_today(stored: dict, current: dict, source: str) -> dict:
+    """``stored`` as this version would have written it (see the module docstring)."""
+    upgraded = {**{key: value for key, value in ADDED_SETTINGS.items() if key in current},
+                **stored}
+    for key, upgrade in LEGACY_VALUES.items():
+        if key in upgraded:
+            upgraded[key] = upgrade(upgraded[key])
+    for key, unchecked in UNRECORDED_SETTINGS.items():
+        if key in current and key not in upgraded:
+            logging.warning("%s was written before runs recorded %s: resuming it without "
+                            "checking %s (start a new output if they may have changed)",
+                            source, key, unchecked)
+            upgraded[key] = current[key]
+    return upgraded
+
+
+def check_settings(stored: dict, current: dict, *, what: str, remedy: str,
+                   source: str = "the stored run") -> None:
     """Raises unless ``stored`` and ``current`` (flag name -> value) agree.
 
     Args:
         what: the start of the message, e.g. "OUT holds a run with different generation flags".
         remedy: what else the user can do besides rerunning with the stored values.
+        source: where ``stored`` was read, for the warning about an unrecorded setting.
 
     Raises:
         ConfigMismatchError: ``"{what}; rerun with the stored values or {remedy}:"`` followed by
             one ``  --name: stored X, now Y`` line per differing setting, in name order.
     """
-    stored = {**{key: value for key, value in ADDED_SETTINGS.items() if key in current},
-              **stored}
+    stored = _as_stored_today(stored, current, source)
     diffs = [(key, stored.get(key), current.get(key)) for key in sorted(set(stored) | set(current))
              if stored.get(key) != current.get(key)]
     if diffs:
@@ -47,9 +85,28 @@ def check_settings(stored: dict, current: dict, *, what: str, remedy: str) -> No
         raise ConfigMismatchError(f"{what}; rerun with the stored values or {remedy}:\n{lines}")
 
 
+@contextlib.contextmanager
+def naming(path: Path):
+    """Re-raises an OSError that names no file (a failed write or fsync: a full disk) as one
+    naming ``path``, so that the one-line report says which file."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None or error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error
+
+
+def write_atomically(path: Path, text: str) -> Path:
+    """``reasonrl.workdir.atomic_write_text`` (the old file or the new one, never a fragment),
+    with a failure raised as an OSError naming ``path``."""
+    with naming(path):
+        return atomic_write_text(path, text)
+
+
 def append_synced(path: Path, data: bytes) -> int:
     """Appends ``data`` to ``path``, flushes and fsyncs; returns the file's new size."""
-    with open(path, "ab") as handle:
+    with naming(path), open(path, "ab") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -63,7 +120,7 @@ def json_lines(records) -> bytes:
 
 def truncate_synced(path: Path, size: int) -> None:
     """Cuts ``path`` to ``size`` bytes and fsyncs."""
-    with open(path, "r+b") as handle:
+    with naming(path), open(path, "r+b") as handle:
         handle.truncate(size)
         os.fsync(handle.fileno())
 

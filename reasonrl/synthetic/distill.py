@@ -42,9 +42,14 @@ eval binaries use. Determinism and resumption follow them: problems are cut into
 problem))``, and :mod:`reasonrl.synthetic.distill_store` keeps a sidecar state
 (``OUT.jsonl.state.jsonl``: the settings, then one line per finished batch) so a rerun skips
 finished batches and ends byte-identical to an uninterrupted run. Rerunning with other settings
-on an existing output is refused. The summary (problems, samples, correct fraction, kept
-records, mean kept length, problems whose prompt did not fit or was cut) is printed and written
-to ``OUT.jsonl.summary.json``.
+on an existing output is refused; so is other teacher weights at the same path (the state records
+``checkpoint_sha256``, see ``problem_runs.checkpoint_digest``; a state written before it was
+recorded resumes with a warning). The flags are checked before anything is written (a count
+below 1, a ``--max_new_tokens`` beyond the teacher's context, a missing teacher or tokenizer).
+A run holds the lock ``.OUT.jsonl.lock`` beside its output (``reasonrl.workdir.DirectoryLock``):
+a second run on the same ``--output`` refuses at start, naming the holder. The summary
+(problems, samples, correct fraction, kept records, mean kept length, problems whose prompt did
+not fit or was cut) is printed and written atomically to ``OUT.jsonl.summary.json``.
 
 From Python: :func:`distill` (records) or :func:`distill_batches` (records with every graded
 sample), on a loaded model; :func:`run_distill` is the resumable file writer the CLI calls.
@@ -56,24 +61,26 @@ import collections
 import dataclasses
 import hashlib
 import json
-import sys
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+import reasonrl.cli
 from reasonrl import data as data_lib
-from reasonrl import models, parallel, rewards
+from reasonrl import models, rewards
 from reasonrl.data import prompt_templates
+from reasonrl.errors import ReasonRLError
 from reasonrl.rewards import Problem
-from reasonrl.sampling import run_store
 from reasonrl.sampling.completions import (TRUNCATE_PROMPT_CHOICES, Completions, Grader,
                                            grade_completions)
-from reasonrl.sampling.problem_runs import (LongPromptWarning, RuntimeSettings,
-                                            complete_problems, load_model, problem_batches)
+from reasonrl.sampling.problem_runs import (LongPromptWarning, RuntimeSettings, SettingsError,
+                                            check_at_least_one, check_context, check_sampling,
+                                            checkpoint_digest, complete_problems, load_model,
+                                            problem_batches, resolve_model_paths)
 from reasonrl.synthetic import distill_store
-from reasonrl.synthetic.selection import Candidate, SelectionError, make_selector
-from reasonrl.train import exports
+from reasonrl.synthetic.selection import Candidate, make_selector
+from reasonrl.workdir import DirectoryLock
 
 # Fields every record carries besides the prompt and response (the sft task ignores them).
 PROVENANCE_FIELDS = ("id", "sample", "num_tokens", "extracted_answer")
@@ -83,12 +90,11 @@ LONG_PROMPT_REMEDY = ("to sample them with the end of their prompt instead, reru
                       "--truncate_prompt=left and another --output")
 
 
-class ProblemFileError(ValueError):
+class ProblemFileError(ReasonRLError, ValueError):
     """A problems file that is missing or has a bad line (the message names file:line)."""
 
 
-class SettingsError(ValueError):
-    """Distillation settings that cannot work (the message names the flag)."""
+# Settings that cannot work raise ``problem_runs.SettingsError`` (imported here), naming the flag.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,21 +133,8 @@ class DistillSettings:
     truncate_prompt: str = "none"
 
     def __post_init__(self):
-        for name in ("num_samples", "batch_size", "keep_per_problem", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise SettingsError(f"need --temperature >= 0, --top_k >= 0 and 0 < --top_p <= 1; "
-                                f"got {self.temperature}, {self.top_k}, {self.top_p}")
-        if self.prompt_template not in prompt_templates.PROMPT_TEMPLATES:
-            raise SettingsError(f"--prompt_template: unknown {self.prompt_template!r}; known: "
-                                f"{sorted(prompt_templates.PROMPT_TEMPLATES)}")
-        if self.chat_template not in data_lib.CHAT_TEMPLATES:
-            raise SettingsError(f"--chat_template: unknown {self.chat_template!r}; known: "
-                                f"{sorted(data_lib.CHAT_TEMPLATES)}")
-        if self.truncate_prompt not in TRUNCATE_PROMPT_CHOICES:
-            raise SettingsError(f"--truncate_prompt: unknown {self.truncate_prompt!r}; known: "
-                                f"{list(TRUNCATE_PROMPT_CHOICES)}")
+        check_sampling(self)
+        check_at_least_one(batch_size=self.batch_size, keep_per_problem=self.keep_per_problem)
         fields = (self.prompt_field, self.response_field)
         reserved = PROVENANCE_FIELDS + (TRUNCATION_FIELD,)
         if not all(fields) or len(set(fields)) != 2 or set(fields) & set(reserved):
@@ -379,10 +372,11 @@ class DistillJob:
     problem_field: str = "problem"
     answer_field: str = "answer"
     id_field: str | None = None
-    limit: int = 0
+    limit: int | None = None
     dtype: str = "float32"
 
     def __post_init__(self):
+        check_at_least_one(limit=self.limit)
         if (self.problems is None) == (self.benchmark is None):
             raise SettingsError("give exactly one of --problems and --benchmark")
         if self.benchmark is not None and self.benchmark not in rewards.BENCHMARK_NAMES:
@@ -390,25 +384,33 @@ class DistillJob:
                                 f"{list(rewards.BENCHMARK_NAMES)}")
 
     def load_problems(self) -> list[Problem]:
-        """The run's problems: the first ``limit`` (all for limit <= 0) of the source."""
+        """The run's problems: the first ``limit`` (all for None) of the source."""
         if self.benchmark is not None:
             problems = rewards.load_benchmark(self.benchmark)
         else:
             problems = load_problem_file(self.problems, problem_field=self.problem_field,
                                          answer_field=self.answer_field, id_field=self.id_field)
-        return problems[:self.limit] if self.limit > 0 else problems
+        return problems[:self.limit]
 
     def stored_config(self, problems: Sequence[Problem]) -> dict:
-        """Flag name -> value of everything that decides the output."""
+        """Flag name -> value of everything that decides the output (the teacher's weights and
+        the problems by digest)."""
         fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
                   if field.name != "settings"}
         return {**fields, **dataclasses.asdict(self.settings),
-                "problems_sha256": problems_digest(problems)}
+                "problems_sha256": problems_digest(problems),
+                "checkpoint_sha256": checkpoint_digest(self.teacher)}
 
 
 def _load_teacher(job: DistillJob, runtime: RuntimeSettings):
     """(config, params, tokenizer) of the job's teacher on the runtime's mesh."""
     return load_model(job.teacher, job.tokenizer, runtime=runtime, dtype=job.dtype)
+
+
+def output_lock(output: Path) -> DirectoryLock:
+    """The lock a run holds on ``output``: ``.<name>.lock`` in its folder."""
+    return DirectoryLock(output.parent, purpose="the distillation",
+                         lock_name=f".{output.name}.lock")
 
 
 def run_distill(job: DistillJob, output: str | Path,
@@ -417,32 +419,43 @@ def run_distill(job: DistillJob, output: str | Path,
     """Writes (or resumes) ``output`` and ``output.summary.json``; returns the summary.
 
     ``grader`` defaults to ``rewards.grade_batch`` with the runtime's workers and timeout.
+    The problems and settings are checked before anything is written; the run holds
+    :func:`output_lock` throughout.
 
     Raises:
         ProblemFileError, SettingsError: bad input or settings.
-        run_store.ConfigMismatchError: ``output`` was made with other settings.
+        reasonrl.workdir.DirectoryLockedError: another run is writing ``output``.
+        run_store.ConfigMismatchError: ``output`` was made with other settings or weights.
         distill_store.OutputError: ``output`` exists but is not a resumable distillation output.
     """
     output = Path(output)
     problems = job.load_problems()
-    entries = distill_store.open_output(output, job.stored_config(problems))
+    check_context(job.teacher, job.settings.max_new_tokens)
+    with output_lock(output):
+        entries = distill_store.open_output(output, job.stored_config(problems))
+        _distill_pending(job, output, problems, entries, runtime, grader)
+        summary = {**distill_store.summarize(entries), "output": str(output),
+                   "select": job.settings.select,
+                   "sft_system_prompt": system_prompt(job.settings.prompt_template)}
+        distill_store.write_summary(output, summary)
+    return summary
+
+
+def _distill_pending(job: DistillJob, output: Path, problems: Sequence[Problem],
+                     entries: list[dict], runtime: RuntimeSettings, grader: Grader | None) -> None:
+    """Distills the batches after the finished ``entries`` into ``output``, appending theirs."""
     batches = problem_batches(problems, job.settings.batch_size)
     logging.info("%d problems in %d batches, %d already done", len(problems), len(batches),
                  len(entries))
-    if len(entries) < len(batches):
-        config, params, tokenizer = _load_teacher(job, runtime)
-        grader = grader or runtime.grader()
-        for outcome in distill_batches(config, params, tokenizer, problems, job.settings,
-                                       grader=grader, start_batch=len(entries)):
-            entries.append(distill_store.append_batch(output, outcome.index, outcome.records,
-                                                      outcome.counts()))
-            logging.info("batch %d/%d: kept %d records", outcome.index + 1, len(batches),
-                         len(outcome.records))
-    summary = {**distill_store.summarize(entries), "output": str(output),
-               "select": job.settings.select,
-               "sft_system_prompt": system_prompt(job.settings.prompt_template)}
-    distill_store.write_summary(output, summary)
-    return summary
+    if len(entries) == len(batches):
+        return
+    config, params, tokenizer = _load_teacher(job, runtime)
+    for outcome in distill_batches(config, params, tokenizer, problems, job.settings,
+                                   grader=grader or runtime.grader(), start_batch=len(entries)):
+        entries.append(distill_store.append_batch(output, outcome.index, outcome.records,
+                                                  outcome.counts()))
+        logging.info("batch %d/%d: kept %d records", outcome.index + 1, len(batches),
+                     len(outcome.records))
 
 
 # --------------------------------------------------------------------------- command line
@@ -483,7 +496,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size,
                          "Problems per generate call (each with num_samples rows).")
     flags.DEFINE_integer("seed", _DEFAULTS.seed, "PRNG seed of the sampler.")
-    flags.DEFINE_integer("limit", 0, "Use only the first N problems (0 = all).")
+    flags.DEFINE_integer("limit", None, "Use only the first N problems (default: all).")
     flags.DEFINE_string("select", _DEFAULTS.select, "Which correct samples to keep: all, "
                         "shortest, longest or scorer:pkg.module:function (higher is better).")
     flags.DEFINE_integer("keep_per_problem", _DEFAULTS.keep_per_problem,
@@ -503,56 +516,32 @@ def define_flags() -> None:
 
 
 def job_from_flags() -> DistillJob:
-    """The parsed flags as a job (checkpoint and tokenizer paths made absolute)."""
+    """The parsed flags as a job (teacher and tokenizer checked, their paths made absolute)."""
     settings = DistillSettings(**{field.name: FLAGS[field.name].value
                                   for field in dataclasses.fields(DistillSettings)})
-    try:
-        teacher = exports.resolve_checkpoint(FLAGS.teacher).absolute()
-    except exports.CheckpointNotFoundError as error:  # its message names --checkpoint
-        raise SettingsError(str(error).replace("--checkpoint", "--teacher", 1)) from None
-    tokenizer = Path(FLAGS.tokenizer).absolute() if FLAGS.tokenizer else teacher
-    if not tokenizer.exists():
-        raise SettingsError(f"--tokenizer: not found: {str(tokenizer)!r}")
+    teacher, tokenizer = resolve_model_paths(FLAGS.teacher, FLAGS.tokenizer,
+                                             checkpoint_flag="--teacher")
     return DistillJob(
-        teacher=str(teacher), tokenizer=str(tokenizer), settings=settings,
+        teacher=teacher, tokenizer=tokenizer, settings=settings,
         problems=str(Path(FLAGS.problems).absolute()) if FLAGS.problems else None,
         benchmark=FLAGS.benchmark, problem_field=FLAGS.problem_field,
         answer_field=FLAGS.answer_field, id_field=FLAGS.id_field, limit=FLAGS.limit,
         dtype=FLAGS.dtype)
 
 
-# Errors that are the user's input, reported in one message with exit code 2.
-USER_ERRORS = (ProblemFileError, SettingsError, SelectionError, distill_store.OutputError,
-               run_store.ConfigMismatchError, parallel.MeshError)
-
-
-def _fail(message: str) -> None:
-    sys.stderr.write(f"FATAL: {message}\n")
-    sys.exit(2)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, but a bad flag exits with status 2 (absl's own exits with 1)."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        _fail(f"flags: {error}".replace("\n", " "))
-
-
 def main(argv: list[str]) -> None:
+    """Runs the distillation the flags describe; the user's errors end it with one line
+    ``error: ...`` and exit status 2 (``reasonrl.cli``)."""
     if len(argv) > 1:
-        _fail(f"unexpected arguments: {argv[1:]}")
-    try:
-        job = job_from_flags()
-        runtime = RuntimeSettings(mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor),
-                                  grader_workers=FLAGS.grader_workers,
-                                  grader_timeout_s=FLAGS.grader_timeout_s)
-        summary = run_distill(job, FLAGS.output, runtime)
-    except USER_ERRORS as error:
-        _fail(str(error))
+        raise SettingsError(f"unexpected arguments: {argv[1:]}")
+    job = job_from_flags()
+    runtime = RuntimeSettings(mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor),
+                              grader_workers=FLAGS.grader_workers,
+                              grader_timeout_s=FLAGS.grader_timeout_s)
+    summary = run_distill(job, FLAGS.output, runtime)
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=_parse_flags)
+    reasonrl.cli.run(main)

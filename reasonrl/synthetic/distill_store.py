@@ -14,7 +14,11 @@ A batch's records are written (and fsync-ed) before its state line, so on restar
 :func:`open_output` cuts ``OUT.jsonl`` back to the last recorded ``output_bytes``: records of a
 batch that has no state line yet are dropped and that batch is generated again, with the same
 inputs and PRNG key, so a resumed run ends byte-identical to an uninterrupted one. Problems
-with no kept record leave no line in ``OUT.jsonl``; the state file is what remembers them.
+with no kept record leave no line in ``OUT.jsonl``; the state file is what remembers them. A
+complete line that is not what it should be (edited, or a disk fault) stops the run with
+:class:`OutputError` naming ``file:line`` and the fix: deleting that batch line and the ones
+after it makes the rerun distill those batches again. The config line and the summary
+``OUT.jsonl.summary.json`` are written atomically.
 The settings check and the file helpers are :mod:`reasonrl.sampling.run_store`'s, which the eval
 binaries use too.
 """
@@ -25,17 +29,19 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from reasonrl.errors import ReasonRLError
 from reasonrl.sampling import run_store
-from reasonrl.workdir import atomic_write_text
 
 STATE_SUFFIX = ".state.jsonl"
 SUMMARY_SUFFIX = ".summary.json"
+# Fields every batch line of the state file has (integers).
+ENTRY_FIELDS = ("batch", "output_bytes")
 # Per-batch counts a state line carries (summed into the summary).
 COUNT_FIELDS = ("problems", "samples", "correct", "truncated", "kept", "kept_tokens",
                 "problems_with_kept", "prompt_too_long_problems", "prompt_truncated_problems")
 
 
-class OutputError(ValueError):
+class OutputError(ReasonRLError, ValueError):
     """The output file and its state file do not describe a run that can be resumed."""
 
 
@@ -53,25 +59,55 @@ def _start(output: Path, config: dict) -> list[dict]:
         raise OutputError(f"{output} exists but has no {state_path(output).name} (not written "
                           f"by a distillation run?); delete it or choose another --output")
     output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(state_path(output),
+    run_store.write_atomically(state_path(output),
                                json.dumps({"config": config}, sort_keys=True) + "\n")
     output.write_bytes(b"")
     return []
 
 
-def _read_state(path: Path) -> tuple[dict, list[dict]]:
-    """(config, finished batch entries); a torn last line is cut off the file."""
-    lines = [line for line in run_store.cut_torn_tail(path).split(b"\n") if line.strip()]
+def _json_object(line: bytes) -> dict | None:
+    """The JSON object on ``line``; None when it is not one."""
     try:
-        header, entries = json.loads(lines[0])["config"], [json.loads(line) for line in lines[1:]]
-    except (IndexError, KeyError, ValueError):
-        raise OutputError(f"{path} is not a distillation state file; delete it and the output "
-                          f"to start over") from None
-    for index, entry in enumerate(entries):
-        if entry.get("batch") != index:
-            raise OutputError(f"{path}:{index + 2}: expected batch {index}, got "
-                              f"{entry.get('batch')!r}")
-    return header, entries
+        value = json.loads(line)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _batch_line_problem(entry: dict | None, batch: int) -> str | None:
+    """What is wrong with ``entry``, the state line expected to hold ``batch``; None if nothing."""
+    if entry is None or not all(isinstance(entry.get(name), int) for name in ENTRY_FIELDS):
+        return f"not a batch line (a JSON object with integer {' and '.join(ENTRY_FIELDS)})"
+    if entry["batch"] != batch:
+        return f"expected batch {batch}, got {entry['batch']!r}"
+    return None
+
+
+def _read_state(output: Path) -> tuple[dict, list[dict]]:
+    """(config, finished batch entries) of ``output``'s state; a torn last line is cut off.
+
+    Raises:
+        OutputError: naming ``file:line`` of a complete line that is not a state line, and
+            how to go on.
+    """
+    path = state_path(output)
+    numbered = [(number, line) for number, line
+                in enumerate(run_store.cut_torn_tail(path).split(b"\n"), start=1) if line.strip()]
+    header_number, header_line = numbered[0] if numbered else (1, b"")
+    header = _json_object(header_line) or {}
+    if not isinstance(header.get("config"), dict):
+        raise OutputError(f"{path}:{header_number}: not a distillation state header "
+                          f"({{\"config\": ...}}); delete {output} and {path.name} to start over")
+    entries = []
+    for number, line in numbered[1:]:
+        entry = _json_object(line)
+        problem = _batch_line_problem(entry, len(entries))
+        if problem:
+            raise OutputError(f"{path}:{number}: {problem}; delete this line and the ones after "
+                              f"it (a rerun distills those batches again), or delete {output} "
+                              f"and {path.name} to start over")
+        entries.append(entry)
+    return header["config"], entries
 
 
 def open_output(output: Path, config: dict) -> list[dict]:
@@ -80,15 +116,16 @@ def open_output(output: Path, config: dict) -> list[dict]:
     Raises:
         run_store.ConfigMismatchError: the stored config differs from ``config`` (every
             difference named).
-        OutputError: the output exists without a state file, or is shorter than recorded.
+        OutputError: the output exists without a state file, is shorter than recorded, or a
+            line of the state file is not a state line (``file:line`` named).
     """
     output = Path(output)
     state = state_path(output)
     if not state.is_file() or b"\n" not in state.read_bytes():  # none, or a torn header
         return _start(output, config)
-    stored, entries = _read_state(state_path(output))
+    stored, entries = _read_state(output)
     run_store.check_settings(stored, config, what=f"{output} was made with different settings",
-                             remedy="choose another --output")
+                             remedy="choose another --output", source=str(state))
     end = entries[-1]["output_bytes"] if entries else 0
     size = output.stat().st_size if output.is_file() else -1
     if size < end:
@@ -135,6 +172,6 @@ def summarize(entries: Iterable[dict]) -> dict:
 
 
 def write_summary(output: Path, summary: dict) -> Path:
+    """Writes ``OUT.jsonl.summary.json`` atomically (a full disk leaves the previous one)."""
     path = summary_path(Path(output))
-    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return path
+    return run_store.write_atomically(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")

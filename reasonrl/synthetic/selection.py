@@ -24,8 +24,10 @@ import importlib
 import math
 from typing import Callable, Sequence
 
+from reasonrl.errors import ReasonRLError
 
-class SelectionError(ValueError):
+
+class SelectionError(ReasonRLError, ValueError):
     """A bad ``--select`` value, an unimportable scorer, or a scorer returning a non-number."""
 
 

@@ -48,6 +48,7 @@ def _check_outputs(output_dir: Path, benchmark: str) -> dict:
     """Every output file exists and summary.json agrees with samples.jsonl."""
     for name in OUTPUT_FILES:
         assert (output_dir / name).is_file(), name
+    assert not (output_dir / ".reasonrl.lock").exists()   # released when the run ended
     assert list((output_dir / "tensorboard").glob("events.out.tfevents.*"))
     records = store.read_samples(output_dir / "samples.jsonl")
     assert len(records) == 6
@@ -122,8 +123,9 @@ def test_resume_after_torn_write_matches_uninterrupted_run(math500_run, tiny_che
 def test_resume_refuses_other_generation_flags(math500_run, tiny_checkpoint, tmp_path):
     shutil.copy(math500_run / "run_config.json", tmp_path / "run_config.json")
     result = _run("evals.math500", tiny_checkpoint, tmp_path, "--temperature=1.0", check=False)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "--temperature: stored 0.6, now 1.0" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "samples.jsonl").exists()
 
 

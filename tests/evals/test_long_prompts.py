@@ -83,5 +83,5 @@ def test_truncate_prompt_left_samples_the_end_of_the_prompt(short_context_checkp
     generation = json.loads((tmp_path / "run_config.json").read_text())["generation"]
     assert generation["truncate_prompt"] == "left"
     refused = _eval(short_context_checkpoint, tmp_path, check=False)   # default: none
-    assert refused.returncode != 0
+    assert refused.returncode == 2
     assert "--truncate_prompt: stored 'left', now 'none'" in refused.stderr

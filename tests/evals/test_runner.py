@@ -22,7 +22,7 @@ def test_batch_rng_is_fold_in_of_the_first_problem_id():
 
 
 def test_select_problems_limit():
-    assert len(runner.select_problems("math500", 0)) == 500
+    assert len(runner.select_problems("math500", None)) == 500
     first = runner.select_problems("aime24", 2)
     assert [problem.id for problem in first] == [
-        problem.id for problem in runner.select_problems("aime24", -1)[:2]]
+        problem.id for problem in runner.select_problems("aime24", None)[:2]]

@@ -354,5 +354,5 @@ def test_cli_bad_input_exits_2_with_one_line(teacher_dir, tmp_path, extra, messa
     assert result.returncode == 2, result.stderr[-2000:]
     assert message.format(**paths) in result.stderr
     assert "Traceback" not in result.stderr
-    assert len([line for line in result.stderr.splitlines() if "FATAL" in line]) == 1
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error: ")]) == 1
     assert not (tmp_path / "out.jsonl").exists()
