@@ -3,6 +3,7 @@
 Typical use:
 
     tokenizer = load_tokenizer("runs/demo/tokenizer")         # dir, .model or tokenizer.json
+    check_spec(spec, tokenizer)        # a bad spec, empty file or first record fails now
     batches = make_pipeline(spec, tokenizer, batch_size=8, seq_len=512, seed=0)
     batch = next(batches)   # dict of int32 [8, 512]: tokens, targets, loss_mask,
                             #                         segment_ids, positions
@@ -19,6 +20,7 @@ from reasonrl.data.packing import (
 )
 from reasonrl.data.pipeline import (
     PipelineConfig,
+    check_spec,
     iterator_state_to_bytes,
     make_dataset,
     make_pipeline,
@@ -30,6 +32,7 @@ from reasonrl.data.sources import (
     JsonlSource,
     MalformedRecordError,
     MalformedRecordWarning,
+    MissingFieldError,
     RecordSource,
     TextSource,
     TfdsSource,
@@ -74,6 +77,7 @@ __all__ = [
     "JsonlSource",
     "MalformedRecordError",
     "MalformedRecordWarning",
+    "MissingFieldError",
     "MissingSpecialTokenError",
     "PipelineConfig",
     "PreferenceTask",
@@ -86,6 +90,7 @@ __all__ = [
     "TextSource",
     "TfdsSource",
     "Tokenizer",
+    "check_spec",
     "get_chat_template",
     "iterator_state_to_bytes",
     "load_tokenizer",

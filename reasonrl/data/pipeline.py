@@ -27,8 +27,11 @@ per row (packing "pair", its default): chosen_* / rejected_* [batch_size, seq_le
 chosen_last_index / rejected_last_index int32 [batch_size] and pair_mask float32 [batch_size]
 (see packing.PairPacker).
 
-An error raised while turning a record into features (a missing field, a value of the wrong
-type) names the record's place first: "path:line: ..." for JSON Lines files.
+A record that cannot be used raises a `MalformedRecordError` (`MissingFieldError` for a
+missing field) naming its place first, "path:line: ...", when the iterator reaches it; see
+`LocatedTask`. `check_spec` builds every part of a spec and tries its first record, for a job to
+fail on a bad spec before anything trains. Errors name spec fields under `where` ("spec" unless
+the caller says, e.g. "stages.sft.data").
 
 The iterator is a grain DatasetIterator: `get_state()` is a JSON-native dict;
 `iterator_state_to_bytes` / `restore_iterator_state` turn it into bytes and back. Restoring
@@ -44,12 +47,13 @@ from typing import Any
 import grain
 
 from reasonrl.data.packing import PACKERS
-from reasonrl.data.sources.base import MalformedRecordError
+from reasonrl.data.sources.base import MalformedRecordError, MissingFieldError
 from reasonrl.data.sources.jsonl import JsonlSource
-from reasonrl.data.sources.registry import SOURCE_TYPES
+from reasonrl.data.sources.registry import RecordSource, make_source
 from reasonrl.data.spec import SpecError, parse_section, parse_typed_section
 from reasonrl.data.tasks import TASK_TYPES
 from reasonrl.data.tokenizer.base import Tokenizer
+from reasonrl.errors import ReasonRLError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +110,15 @@ def _record_location(source: Any, index: int) -> str:
 
 
 class LocatedTask:
-    """Applies a task to `(source index, record)`; an error names the record's place."""
+    """Applies a task to `(source index, record)`; an error the record causes names its place.
+
+    The task's KeyError (a missing field) becomes a `MissingFieldError`, its ValueError or
+    TypeError (a value of the wrong kind) a `MalformedRecordError`: "path:line: <its message>".
+    This is the one place record errors are translated. grain re-raises an error of a map
+    function unchanged (it only adds a note about the frames it hides from the traceback), so
+    the error reaching the caller of `next(iterator)` is this one, message intact. Project
+    errors (`ReasonRLError`) pass through as they are.
+    """
 
     def __init__(self, task: Any, source: Any):
         self._task = task
@@ -116,15 +128,17 @@ class LocatedTask:
         index, record = indexed
         try:
             return self._task(record)
+        except ReasonRLError:
+            raise
         except (KeyError, ValueError, TypeError) as error:
-            location = _record_location(self._source, index)
             message = (error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str)
                        else str(error))
-            try:
-                located = type(error)(f"{location}: {message}")
-            except Exception:  # noqa: BLE001 - an error type that takes other arguments
-                raise MalformedRecordError(location, message) from error
-            raise located from None
+            located = MissingFieldError if isinstance(error, KeyError) else MalformedRecordError
+            raise located(_record_location(self._source, index), message) from error
+
+    def check_first_record(self) -> None:
+        """Runs the task on record 0, raising what reading the whole source would raise there."""
+        self((0, self._source[0]))
 
 
 def default_shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
@@ -139,6 +153,58 @@ def default_shard(shard_index: int | None, shard_count: int | None) -> tuple[int
     return shard_index, shard_count
 
 
+def indexed_records(source: RecordSource, config: Any, *, seed: int, shard_index: int | None,
+                    shard_count: int | None, where: str = "spec") -> grain.MapDataset:
+    """`(source index, record)` pairs of this host's shard of `source`, shuffled by `seed` (if
+    `config.shuffle`) and repeated `config.num_epochs` times (forever when None)."""
+    shard_index, shard_count = default_shard(shard_index, shard_count)
+    records = grain.MapDataset.source(source).map_with_index(
+        lambda index, record: (index, record)
+    )[shard_index::shard_count]
+    if len(records) == 0:
+        raise SpecError(
+            f"{where}.source: shard {shard_index} of {shard_count} holds no records "
+            f"(the source has {len(source)})"
+        )
+    if config.shuffle:
+        records = records.shuffle(seed)
+    if config.num_epochs != 1:
+        records = records.repeat(config.num_epochs)
+    return records
+
+
+def _build(
+    spec: Any, tokenizer: Tokenizer, where: str
+) -> tuple[PipelineConfig, RecordSource, LocatedTask, Any, Any]:
+    """(config, source, located task, packer class, packer config) of `spec`, all checked."""
+    config = parse_section(PipelineConfig, spec, where)
+    task_class, task_config = parse_typed_section(TASK_TYPES, config.task, f"{where}.task")
+    layout = task_class.LAYOUT
+    packing = DEFAULT_PACKING[layout] if config.packing is None else config.packing
+    packer_class, packer_config = parse_typed_section(PACKERS, packing, f"{where}.packing")
+    if packer_class.LAYOUT != layout:
+        fitting = sorted(name for name, packer in PACKERS.items() if packer.LAYOUT == layout)
+        raise SpecError(
+            f"{where}.packing.type: {dict(packing).get('type')!r} packs {packer_class.LAYOUT}s "
+            f"but task {dict(config.task).get('type')!r} yields {layout}s; use one of {fitting}"
+        )
+    source = make_source(config.source, f"{where}.source")
+    task = task_class(task_config, tokenizer, where=f"{where}.task")
+    return config, source, LocatedTask(task, source), packer_class, packer_config
+
+
+def check_spec(spec: Any, tokenizer: Tokenizer, *, where: str = "spec") -> None:
+    """Builds every part of `spec` and turns its first record into features, so that a bad
+    option, a missing or empty file, a chat template the tokenizer cannot render or a first
+    record that lacks a field fails now, before anything trains.
+
+    Raises:
+      SpecError, MissingSpecialTokenError: naming the field under `where`.
+      MalformedRecordError (MissingFieldError): naming "path:line" of the first record.
+    """
+    _build(spec, tokenizer, where)[2].check_first_record()
+
+
 def make_dataset(
     spec: Any,
     tokenizer: Tokenizer,
@@ -148,41 +214,17 @@ def make_dataset(
     seed: int = 0,
     shard_index: int | None = None,
     shard_count: int | None = None,
+    where: str = "spec",
 ) -> grain.IterDataset:
     """The grain IterDataset behind `make_pipeline` (same arguments)."""
-    config = parse_section(PipelineConfig, spec, "spec")
-    source_class, source_config = parse_typed_section(SOURCE_TYPES, config.source, "spec.source")
-    task_class, task_config = parse_typed_section(TASK_TYPES, config.task, "spec.task")
-    layout = task_class.LAYOUT
-    packing = DEFAULT_PACKING[layout] if config.packing is None else config.packing
-    packer_class, packer_config = parse_typed_section(PACKERS, packing, "spec.packing")
-    if packer_class.LAYOUT != layout:
-        fitting = sorted(name for name, packer in PACKERS.items() if packer.LAYOUT == layout)
-        raise SpecError(
-            f"spec.packing.type: {dict(packing).get('type')!r} packs {packer_class.LAYOUT}s but "
-            f"task {dict(config.task).get('type')!r} yields {layout}s; use one of {fitting}"
-        )
     if batch_size < 1 or seq_len < 2:
         raise ValueError(f"need batch_size >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    shard_index, shard_count = default_shard(shard_index, shard_count)
-
-    source = source_class.from_config(source_config)
-    task = task_class(task_config, tokenizer)
-    records = grain.MapDataset.source(source).map_with_index(
-        lambda index, record: (index, record)
-    )[shard_index::shard_count]
-    if len(records) == 0:
-        raise SpecError(
-            f"spec.source: shard {shard_index} of {shard_count} holds no records "
-            f"(the source has {len(source)})"
-        )
-    if config.shuffle:
-        records = records.shuffle(seed)
-    if config.num_epochs != 1:
-        records = records.repeat(config.num_epochs)
-    documents = records.map(LocatedTask(task, source)).to_iter_dataset(
+    config, source, task, packer_class, packer_config = _build(spec, tokenizer, where)
+    records = indexed_records(source, config, seed=seed, shard_index=shard_index,
+                              shard_count=shard_count, where=where)
+    documents = records.map(task).to_iter_dataset(
         grain.ReadOptions(
             num_threads=config.read_threads, prefetch_buffer_size=config.read_buffer_size
         )
@@ -202,6 +244,7 @@ def make_pipeline(
     seed: int = 0,
     shard_index: int | None = None,
     shard_count: int | None = None,
+    where: str = "spec",
 ) -> grain.DatasetIterator:
     """Validates `spec` and returns an iterator of per-host batches.
 
@@ -213,6 +256,7 @@ def make_pipeline(
       seed: shuffling (and first-fit bin order) seed, in [0, 2**32).
       shard_index, shard_count: this host's shard of the records; default
         jax.process_index() and jax.process_count().
+      where: the dotted name of `spec` in errors (e.g. "stages.sft.data").
 
     Returns:
       A grain DatasetIterator yielding dicts of int32 [B, T] arrays: tokens, targets, loss_mask,
@@ -220,8 +264,10 @@ def make_pipeline(
       packing.PairPacker, [B, T] and [B]).
 
     Raises:
-      SpecError: naming the spec field at fault (unknown key, missing file, bad value).
+      SpecError: naming the spec field at fault (unknown key, missing or empty file, bad value).
       MissingSpecialTokenError: when the chat template needs a token the tokenizer lacks.
+      MalformedRecordError (MissingFieldError): from `next()`, naming "path:line" of a record
+        the task cannot use (a missing field, a value of the wrong type).
     """
     return iter(
         make_dataset(
@@ -232,6 +278,7 @@ def make_pipeline(
             seed=seed,
             shard_index=shard_index,
             shard_count=shard_count,
+            where=where,
         )
     )
 

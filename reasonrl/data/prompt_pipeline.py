@@ -10,6 +10,7 @@ The data spec takes the engine's `source` section (reasonrl.data.pipeline) plus 
 answer under `rl.answer_field`; the problem becomes a prompt with `rl.prompt_template` and
 `rl.chat_template` (reasonrl.data.prompt_templates). Prompts longer than `max_prompt_len` tokens are
 dropped (and counted in the log) rather than truncated: a cut problem has no right answer.
+`check_prompt_spec` builds a spec and tries its first record, before anything trains.
 The iterator is a grain DatasetIterator whose state is checkpointed with the train state.
 """
 
@@ -22,11 +23,13 @@ import grain
 import numpy as np
 from absl import logging
 
-from reasonrl.data.pipeline import default_shard, LocatedTask
+from reasonrl.data.pipeline import LocatedTask, indexed_records
 from reasonrl.data.prompt_templates import prompt_token_ids
-from reasonrl.data.sources.registry import SOURCE_TYPES
-from reasonrl.data.spec import SpecError, parse_section, parse_typed_section
-from reasonrl.data.tokenizer.base import Tokenizer
+from reasonrl.data.sources.registry import RecordSource, make_source
+from reasonrl.data.spec import SpecError, parse_section
+from reasonrl.data.tasks import record_field
+from reasonrl.data.tokenizer.base import MissingSpecialTokenError, Tokenizer
+from reasonrl.data.tokenizer.chat_templates import get_chat_template
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,22 +46,28 @@ class PromptSpec:
 
 
 class _PromptTask:
-    """record -> {"prompt_ids": int32 [L], "answer": str, "problem": str}."""
+    """record -> {"prompt_ids": int32 [L], "answer": str, "problem": str}; `rl_where` is the
+    dotted name of the `rl` section in errors."""
 
-    def __init__(self, rl, tokenizer: Tokenizer):
+    def __init__(self, rl, tokenizer: Tokenizer, rl_where: str = "rl"):
         self.rl = rl
         self.tokenizer = tokenizer
+        self.rl_where = rl_where
+        try:
+            get_chat_template(rl.chat_template).check_tokenizer(tokenizer)
+        except MissingSpecialTokenError as error:
+            raise MissingSpecialTokenError(f"{rl_where}.chat_template: {error}") from None
+
+    def _field(self, record: dict[str, Any], option: str) -> str:
+        """The record's value (as text) of the field that `rl.<option>` names."""
+        name = getattr(self.rl, option)
+        return str(record_field(record, name, f"{self.rl_where}.{option}"))
 
     def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
-        for field in (self.rl.prompt_field, self.rl.answer_field):
-            if field not in record:
-                raise KeyError(f"record has no field {field!r} (it has {sorted(record)}); set "
-                               f"rl.prompt_field / rl.answer_field")
-        problem = str(record[self.rl.prompt_field])
+        problem, answer = self._field(record, "prompt_field"), self._field(record, "answer_field")
         ids = prompt_token_ids(problem, prompt_template=self.rl.prompt_template,
                                chat_template=self.rl.chat_template, tokenizer=self.tokenizer)
-        return {"prompt_ids": np.asarray(ids, np.int32), "answer": str(record[self.rl.answer_field]),
-                "problem": problem}
+        return {"prompt_ids": np.asarray(ids, np.int32), "answer": answer, "problem": problem}
 
 
 class _FitsPrompt:
@@ -80,24 +89,41 @@ def _as_lists(examples: list[dict[str, Any]]) -> dict[str, list]:
     return {key: [example[key] for example in examples] for key in examples[0]}
 
 
+def _build(spec: Any, rl, tokenizer: Tokenizer, where: str,
+           rl_where: str) -> tuple[PromptSpec, RecordSource, LocatedTask]:
+    """(config, source, located prompt task) of `spec`, all checked."""
+    config = parse_section(PromptSpec, spec, where)
+    source = make_source(config.source, f"{where}.source")
+    return config, source, LocatedTask(_PromptTask(rl, tokenizer, rl_where), source)
+
+
+def check_prompt_spec(spec: Any, rl, tokenizer: Tokenizer, *, where: str = "spec",
+                      rl_where: str = "rl") -> None:
+    """Builds `spec`'s source and turns its first record into a prompt, so that a missing or
+    empty file, a chat template the tokenizer lacks tokens of, or a first record without
+    `rl.prompt_field` / `rl.answer_field` fails before anything trains.
+
+    Raises:
+      SpecError, MissingSpecialTokenError: naming the field (under `where` / `rl_where`).
+      MalformedRecordError (MissingFieldError): naming "path:line" of the first record.
+    """
+    _build(spec, rl, tokenizer, where, rl_where)[2].check_first_record()
+
+
 def make_prompt_pipeline(spec: Any, rl, tokenizer: Tokenizer, *, batch_size: int,
                          max_prompt_len: int, seed: int = 0, shard_index: int | None = None,
-                         shard_count: int | None = None) -> grain.DatasetIterator:
-    """Batches of `batch_size` prompts, shuffled by `seed`, this host's shard of the records."""
-    config = parse_section(PromptSpec, spec, "spec")
-    source_class, source_config = parse_typed_section(SOURCE_TYPES, config.source, "spec.source")
-    shard_index, shard_count = default_shard(shard_index, shard_count)
-    source = source_class.from_config(source_config)
-    records = grain.MapDataset.source(source).map_with_index(
-        lambda index, record: (index, record))[shard_index::shard_count]
-    if len(records) == 0:
-        raise SpecError(f"spec.source: shard {shard_index} of {shard_count} holds no records")
-    if config.shuffle:
-        records = records.shuffle(seed)
-    if config.num_epochs != 1:
-        records = records.repeat(config.num_epochs)
-    examples = records.map(LocatedTask(_PromptTask(rl, tokenizer), source)).filter(
-        _FitsPrompt(max_prompt_len))
+                         shard_count: int | None = None, where: str = "spec",
+                         rl_where: str = "rl") -> grain.DatasetIterator:
+    """Batches of `batch_size` prompts, shuffled by `seed`, this host's shard of the records.
+
+    `where` / `rl_where` are the dotted names of `spec` and `rl` in errors. A record without
+    `rl.prompt_field` or `rl.answer_field` raises MissingFieldError naming "path:line" from
+    `next()`.
+    """
+    config, source, task = _build(spec, rl, tokenizer, where, rl_where)
+    records = indexed_records(source, config, seed=seed, shard_index=shard_index,
+                              shard_count=shard_count, where=where)
+    examples = records.map(task).filter(_FitsPrompt(max_prompt_len))
     batches = examples.to_iter_dataset().batch(batch_size, drop_remainder=True,
                                                batch_fn=_as_lists)
     return iter(batches)

@@ -16,10 +16,12 @@ import types
 import typing
 from typing import Any, Mapping, TypeVar
 
+from reasonrl.errors import ReasonRLError
+
 ConfigT = TypeVar("ConfigT")
 
 
-class SpecError(ValueError):
+class SpecError(ReasonRLError, ValueError):
     """A data spec that cannot be built; the message names the offending field or path."""
 
 
@@ -121,9 +123,12 @@ def spec_error(field_name: str, message: str) -> SpecError:
 
 
 def require_existing_file(field_name: str, path: str) -> None:
-    """Raises SpecError naming `field_name` and `path` when `path` is not an existing file."""
+    """Raises SpecError naming `field_name` and `path` unless `path` is an existing file that is
+    not empty (a data file without a byte has no record to train on)."""
     if not os.path.isfile(path):
         raise spec_error(field_name, f"file not found: {path!r}")
+    if os.path.getsize(path) == 0:
+        raise spec_error(field_name, f"file is empty: {path!r}")
 
 
 def parse_typed_section(

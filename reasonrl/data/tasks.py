@@ -14,6 +14,9 @@ content and end-of-turn token), as marked by the chat template's assistant mask.
 (`PairFeatures`: chosen_tokens / chosen_targets / chosen_loss_mask and the same three
 rejected_* arrays); the `pair` packer lays each pair out as one batch row. A task's `LAYOUT`
 ("document" or "pair") says which packers can take its output (see packing.py).
+
+Every task is built as `task_class(config, tokenizer, where=...)`; `where` is the dotted name of
+its spec section (default "spec.task"), which its errors name (e.g. "set spec.task.text_field").
 """
 
 from __future__ import annotations
@@ -54,11 +57,11 @@ def next_token_features(
     return {"tokens": tokens, "targets": targets, "loss_mask": loss_mask}
 
 
-def _field(record: Mapping[str, Any], name: str, option: str) -> Any:
+def record_field(record: Mapping[str, Any], name: str, option: str) -> Any:
+    """`record[name]`; a KeyError naming the fields the record has and the dotted `option` that
+    chose `name` when it has no such field."""
     if name not in record:
-        raise KeyError(
-            f"record has no field {name!r} (it has {sorted(record)}); set spec.task.{option}"
-        )
+        raise KeyError(f"record has no field {name!r} (it has {sorted(record)}); set {option}")
     return record[name]
 
 
@@ -81,21 +84,22 @@ class PretrainTask:
         add_bos: bool | None = None
         add_eos: bool | None = None
 
-    def __init__(self, config: Config, tokenizer: Tokenizer):
+    def __init__(self, config: Config, tokenizer: Tokenizer, *, where: str = "spec.task"):
         self._text_field = config.text_field
         self._tokenizer = tokenizer
+        self._where = where
         self._add_bos = tokenizer.bos_id is not None if config.add_bos is None else config.add_bos
         self._add_eos = tokenizer.eos_id is not None if config.add_eos is None else config.add_eos
         for option, wanted, token_id in [("add_bos", self._add_bos, tokenizer.bos_id),
                                          ("add_eos", self._add_eos, tokenizer.eos_id)]:
             if wanted and token_id is None:
                 raise MissingSpecialTokenError(
-                    f"spec.task.{option}: tokenizer {tokenizer.name!r} has no "
+                    f"{where}.{option}: tokenizer {tokenizer.name!r} has no "
                     f"{option.removeprefix('add_')} token"
                 )
 
     def __call__(self, record: Mapping[str, Any]) -> DocumentFeatures:
-        text = _field(record, self._text_field, "text_field")
+        text = record_field(record, self._text_field, f"{self._where}.text_field")
         ids = self._tokenizer.encode(str(text), add_bos=self._add_bos, add_eos=self._add_eos)
         ids = np.asarray(ids, dtype=np.int32)
         return next_token_features(ids, np.ones(len(ids), dtype=bool), self._tokenizer.pad_id)
@@ -105,14 +109,19 @@ class _ChatTask:
     """A task whose records are rendered with a chat template (its config has `chat_template`);
     the tokenizer must have the template's special tokens."""
 
-    def __init__(self, config: Any, tokenizer: Tokenizer):
+    def __init__(self, config: Any, tokenizer: Tokenizer, *, where: str = "spec.task"):
         self._config = config
         self._tokenizer = tokenizer
+        self._where = where
         self._template = get_chat_template(config.chat_template)
         try:
             self._template.check_tokenizer(tokenizer)
         except MissingSpecialTokenError as error:
-            raise MissingSpecialTokenError(f"spec.task.chat_template: {error}") from None
+            raise MissingSpecialTokenError(f"{where}.chat_template: {error}") from None
+
+    def _field(self, record: Mapping[str, Any], option: str) -> Any:
+        """The record's value of the field that config option `option` names."""
+        return record_field(record, getattr(self._config, option), f"{self._where}.{option}")
 
 
 class SftTask(_ChatTask):
@@ -165,7 +174,7 @@ class SftTask(_ChatTask):
         """The conversation held by `record`."""
         config = self._config
         if config.messages_field is not None:
-            messages = _field(record, config.messages_field, "messages_field")
+            messages = self._field(record, "messages_field")
             if not isinstance(messages, list):
                 raise ValueError(f"field {config.messages_field!r} must be a list of messages")
             return messages
@@ -173,11 +182,8 @@ class SftTask(_ChatTask):
             {"role": "system", "content": config.system_prompt}
         ]
         return system + [
-            {"role": "user", "content": str(_field(record, config.prompt_field, "prompt_field"))},
-            {
-                "role": "assistant",
-                "content": str(_field(record, config.response_field, "response_field")),
-            },
+            {"role": "user", "content": str(self._field(record, "prompt_field"))},
+            {"role": "assistant", "content": str(self._field(record, "response_field"))},
         ]
 
     def __call__(self, record: Mapping[str, Any]) -> DocumentFeatures:
@@ -224,10 +230,10 @@ class PreferenceTask(_ChatTask):
 
 
     def _text(self, record: Mapping[str, Any], option: str) -> str:
-        name = getattr(self._config, option)
-        value = _field(record, name, option)
+        value = self._field(record, option)
         if not isinstance(value, str):
-            raise ValueError(f"field {name!r} must be a string, got {type(value).__name__}")
+            raise ValueError(f"field {getattr(self._config, option)!r} must be a string, got "
+                             f"{type(value).__name__}")
         return value
 
     def __call__(self, record: Mapping[str, Any]) -> PairFeatures:

@@ -12,15 +12,17 @@ writes `dir/tokenizer.model` (load it with `reasonrl.data.load_tokenizer(dir)`) 
     user-defined symbol, so those templates render with it;
   * splits digits into single characters, which suits arithmetic text.
 
-Each line of the input is one training sentence; blank lines are ignored.
+Each line of the input is one training sentence; blank lines are ignored. A missing or empty
+input is reported in one line `error: ...` (exit status 2), as by every reasonrl binary.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from absl import app, flags
+from absl import flags
 
+from reasonrl import cli
 from reasonrl.data.tokenizer.training import train_sentencepiece
 
 
@@ -50,4 +52,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

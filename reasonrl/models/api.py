@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from reasonrl.errors import ReasonRLError
 from reasonrl.models.config import ModelConfig
 from reasonrl.models.layers import ActivationSharding
 from reasonrl.models.transformer import CausalLM, KVCache
@@ -35,7 +36,7 @@ Array = jax.Array
 Params = dict
 
 
-class InputError(ValueError):
+class InputError(ReasonRLError, ValueError):
     """Model inputs of the wrong shape, dtype or range."""
 
 

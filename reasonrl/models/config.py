@@ -12,6 +12,8 @@ from typing import Any, Mapping
 
 import jax.numpy as jnp
 
+from reasonrl.errors import ReasonRLError
+
 # Hugging Face `model_type` -> the family flags that distinguish it. Adding a family that differs
 # only in these flags is one entry here.
 ARCHITECTURES: dict[str, dict[str, Any]] = {
@@ -24,7 +26,7 @@ ROPE_TYPES = ("default", "linear", "llama3")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
-class ConfigError(ValueError):
+class ConfigError(ReasonRLError, ValueError):
     """A model configuration that cannot be built; the message names the offending field."""
 
 
@@ -139,9 +141,11 @@ class ModelConfig:
         """Builds a config from a Hugging Face `config.json` dictionary (transformers 4 or 5)."""
         model_type = hf.get("model_type")
         if model_type not in ARCHITECTURES:
+            supported = ", ".join(f"{name} ({flags['hf_class']})"
+                                  for name, flags in sorted(ARCHITECTURES.items()))
             raise ConfigError(
                 f"{source}: model_type={model_type!r} (architectures={hf.get('architectures')}) "
-                f"is not supported; supported model types: {sorted(ARCHITECTURES)}"
+                f"is not supported; supported model types: {supported}"
             )
         if hf.get("use_sliding_window"):
             raise ConfigError(f"{source}: use_sliding_window=true is not supported")

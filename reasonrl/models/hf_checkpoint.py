@@ -4,7 +4,10 @@ Loading reads `config.json` and one or many `*.safetensors` files (with
 `model.safetensors.index.json`), checks every tensor's presence and shape before anything is
 placed, then builds each parameter with `jax.make_array_from_callback`: every device receives only
 its own shard, read from the memory-mapped file. The whole model is never gathered on one device,
-and on multi-host jobs each host reads only what its devices hold.
+and on multi-host jobs each host reads only what its devices hold. Each tensor is checked on the
+host, as it is read, to hold only finite values. Every problem with the files (an unsupported
+architecture, invalid JSON, a truncated or corrupt safetensors file, a missing, mis-shaped or
+non-finite tensor) is a `ConfigError` or `CheckpointError` naming the file.
 
 Saving writes `config.json` and safetensors shards that
 `transformers.AutoModelForCausalLM.from_pretrained` loads to the same logits. The directory is
@@ -29,9 +32,10 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, SingleDeviceSharding
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+from reasonrl.errors import ReasonRLError
 from reasonrl.models.api import Params, param_shapes, param_shardings
 from reasonrl.models.config import ModelConfig
 from reasonrl.parallel.rules import DEFAULT_RULES, Rules
@@ -71,7 +75,7 @@ _LAYER_TENSORS = {
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ReasonRLError, ValueError):
     """A checkpoint whose contents do not match what the model needs."""
 
 
@@ -134,12 +138,25 @@ def read_hf_config(path: str | os.PathLike, *, dtype=jnp.float32) -> ModelConfig
     if not config_path.is_file():
         raise FileNotFoundError(
             f"{config_path} not found: a Hugging Face checkpoint directory needs config.json")
-    try:
-        hf = json.loads(config_path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{config_path}: invalid JSON at line {e.lineno}: {e.msg}") from None
-    config = ModelConfig.from_hf_dict(hf, source=str(config_path))
+    config = ModelConfig.from_hf_dict(_read_json(config_path), source=str(config_path))
     return config.replace(param_dtype=jnp.dtype(dtype).name)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+
+
+def _safe_open(file: Path):
+    """`safe_open(file)`; a file that is not a readable safetensors file (truncated by an
+    interrupted copy, say) is a CheckpointError naming it."""
+    try:
+        return safe_open(file, framework="np")
+    except SafetensorError as error:
+        raise CheckpointError(f"{file}: not a readable safetensors file ({error}); is it "
+                              f"truncated or corrupt?") from None
 
 
 def _weight_files(path: Path) -> dict[str, Path]:
@@ -147,7 +164,9 @@ def _weight_files(path: Path) -> dict[str, Path]:
     (other files beside it, e.g. a reward head, are not the model's), else every file."""
     index = path / INDEX_FILE
     if index.is_file():
-        weight_map = json.loads(index.read_text())["weight_map"]
+        weight_map = _read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{index}: no 'weight_map' of tensor names to files")
         return {name: path / file for name, file in weight_map.items()}
     single = path / SINGLE_FILE
     files = [single] if single.is_file() else sorted(path.glob("*.safetensors"))
@@ -156,7 +175,7 @@ def _weight_files(path: Path) -> dict[str, Path]:
                                 f"are not read: convert them with transformers first)")
     names = {}
     for file in files:
-        with safe_open(file, framework="np") as handle:
+        with _safe_open(file) as handle:
             names.update({name: file for name in handle.keys()})
     return names
 
@@ -164,7 +183,7 @@ def _weight_files(path: Path) -> dict[str, Path]:
 @contextlib.contextmanager
 def _open_all(files: set[Path]) -> Iterator[dict[Path, object]]:
     with contextlib.ExitStack() as stack:
-        yield {f: stack.enter_context(safe_open(f, framework="np")) for f in sorted(files)}
+        yield {f: stack.enter_context(_safe_open(f)) for f in sorted(files)}
 
 
 def _check_tensors(specs: list[TensorSpec], locations: dict[str, Path], handles,
@@ -204,8 +223,9 @@ def load_hf_checkpoint(path: str | os.PathLike, *, mesh: Mesh | None = None, dty
 
     Raises:
       FileNotFoundError: no such directory, no config.json or no safetensors file.
-      ConfigError: an unsupported architecture or configuration.
-      CheckpointError: a missing or mis-shaped tensor (named, with both shapes).
+      ConfigError: an unsupported architecture or configuration (naming config.json).
+      CheckpointError: invalid JSON, a safetensors file that does not read (truncated), a
+        missing or mis-shaped tensor (named, with both shapes) or one holding NaN or inf.
     """
     path = Path(path)
     config = read_hf_config(path, dtype=dtype)
@@ -235,7 +255,9 @@ def _place(spec: TensorSpec, sharding, handles, locations, dtype) -> jax.Array:
 
     def read(name: str) -> np.ndarray:
         if name not in cache:
-            cache[name] = spec.to_ours(handles[locations[name]].get_tensor(name))
+            hf_array = handles[locations[name]].get_tensor(name)
+            _check_finite(hf_array, name, locations[name])
+            cache[name] = spec.to_ours(hf_array)
         return cache[name]
 
     if spec.num_layers is None:
@@ -252,6 +274,20 @@ def _place(spec: TensorSpec, sharding, handles, locations, dtype) -> jax.Array:
             return np.stack([read(names[i])[index[1:]] for i in layers]).astype(dtype)
 
     return jax.make_array_from_callback(shape, sharding, callback)
+
+
+def _check_finite(array: np.ndarray, name: str, file: Path) -> None:
+    """Raises CheckpointError naming the tensor and file when `array` holds NaN or inf.
+
+    One float64 sum, with no temporary the size of the tensor: a NaN or inf anywhere makes it
+    non-finite, and no sum of finite float32 (or narrower) values overflows float64.
+    """
+    if np.isfinite(array.sum(dtype=np.float64)):
+        return
+    bad = ~np.isfinite(array)
+    first = tuple(int(i) for i in np.unravel_index(np.argmax(bad), array.shape))
+    raise CheckpointError(f"{file}: tensor {name!r} holds {int(bad.sum())} non-finite values "
+                          f"(NaN or inf), the first at index {first}")
 
 
 def _to_host(x: jax.Array) -> np.ndarray:

@@ -32,6 +32,7 @@ from typing import Any, Callable, Protocol
 import jax
 from jax.sharding import Mesh
 
+from reasonrl.errors import ReasonRLError
 from reasonrl.models import ModelConfig, hidden_states
 from reasonrl.models.layers import ActivationSharding
 
@@ -96,7 +97,7 @@ class ReferenceHook:
     needed: Callable[[Any], bool] = lambda config: True
 
 
-class ObjectiveOptionError(ValueError):
+class ObjectiveOptionError(ReasonRLError, ValueError):
     """An objective option with a value the objective cannot use; `option` names it."""
 
     def __init__(self, option: str, message: str):

@@ -36,10 +36,12 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh, NamedSharding
 
+from reasonrl.errors import ReasonRLError
+
 MESH_AXES = ("data", "fsdp", "tensor")
 
 
-class MeshError(ValueError):
+class MeshError(ReasonRLError, ValueError):
     """A mesh shape that does not fit the devices available."""
 
 

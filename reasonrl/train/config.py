@@ -11,8 +11,10 @@ first:
 A stage's `model.init_from` may name another stage: it starts from that stage's final params,
 so it runs after it. Stages run in that dependency order, ties broken by name (`stage_order`).
 `validate_job` checks every field against this schema — an unknown key, a wrong type, a batch
-that does not split over the mesh, a missing file — and raises one `JobConfigError` naming the
-dotted field (and the config file).
+that does not split over the mesh, a missing file, an empty tokenizer corpus — and raises one
+`JobConfigError` naming the dotted field (and the config file). What needs the tokenizer (the
+data of every stage, the model's vocabulary) is checked next, still before anything trains, by
+`reasonrl.train.preflight.check_job_inputs`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from typing import NoReturn
 
 import ml_collections
 
+from reasonrl.data.spec import SpecError
+from reasonrl.data.tokenizer.training import require_corpus
+from reasonrl.errors import ReasonRLError
 from reasonrl.models.config import ModelConfig
 from reasonrl.models.presets import PRESETS
 from reasonrl.objectives.registry import OBJECTIVES, ObjectiveOptionError
@@ -36,7 +41,7 @@ from reasonrl.train.step import NONFINITE_MODES
 _FREE_SECTIONS = ("data", "eval_data", "objective", "overrides")
 
 
-class JobConfigError(ValueError):
+class JobConfigError(ReasonRLError, ValueError):
     """A job config that cannot run; the message names the field."""
 
 
@@ -122,9 +127,14 @@ def _same_type(value, default) -> bool:
     return isinstance(value, type(default))
 
 
+def job_error(message: str, config_file: str | None = None) -> JobConfigError:
+    """A JobConfigError from a `message` that starts with the dotted field (plus the file)."""
+    return JobConfigError(f"{message}{_where(config_file)}")
+
+
 def fail(field: str, message: str, config_file: str | None = None) -> NoReturn:
     """Raises JobConfigError naming the dotted `field` (and the config file)."""
-    raise JobConfigError(f"{field}: {message}{_where(config_file)}")
+    raise job_error(f"{field}: {message}", config_file)
 
 
 def validate_stage(stage, name: str, earlier: list[str], num_devices: int,
@@ -232,6 +242,11 @@ def validate_job(config, num_devices: int, config_file: str | None = None) -> No
     for field in ("path", "train_on"):
         if tok[field] and not os.path.exists(tok[field]):
             fail(f"tokenizer.{field}", f"{tok[field]} does not exist", config_file)
+    if tok.train_on:
+        try:
+            require_corpus(tok.train_on)
+        except (SpecError, FileNotFoundError) as error:
+            fail("tokenizer.train_on", str(error), config_file)
     if not config.stages:
         fail("stages", "the job has no stages", config_file)
     earlier: list[str] = []

@@ -17,9 +17,11 @@ What the engine owns:
   optimizer, the train state placed in its shardings, and the frozen reference params when the
   objective registered a `ReferenceHook` it needs (`Reference`: a copy of the initial params,
   re-derived from the model source on resume, never checkpointed);
-- resume: the newest readable orbax checkpoint (train state + the loop's iterator state);
+- resume: the newest readable orbax checkpoint (train state + the loop's iterator state; a
+  checkpoint of another model shape is refused, see `reasonrl.train.checkpointing`);
 - logs: clu writers (TensorBoard), `metrics.jsonl` (`MetricsLog`, one host transfer per
-  `log_every` steps), `ReportProgress` and a progress bar;
+  `log_every` steps and at each checkpoint; on resume the records of the steps run again are
+  dropped first, so every (step, key) appears once), `ReportProgress` and a progress bar;
 - the non-finite policy (`check_finite`: "stop" raises `NonFiniteLossError`, "skip" warns);
 - checkpoints every `train.checkpoint_every` loop steps and at the last one;
 - periodic evaluation through the loop's `evaluate(params) -> {name: value}` callback;
@@ -36,8 +38,9 @@ import dataclasses
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -47,21 +50,29 @@ from clu import metric_writers, parameter_overview, periodic_actions
 
 from reasonrl import data as data_lib
 from reasonrl import models
+from reasonrl.errors import ReasonRLError
 from reasonrl.models.layers import ActivationSharding
 from reasonrl.objectives import ModelContext
 from reasonrl.objectives.registry import RegisteredObjective, get_objective
 from reasonrl.parallel import batch_sharding
-from reasonrl.train.checkpointing import Checkpointer
+from reasonrl.train.checkpointing import CHECKPOINTS_DIR, Checkpointer
 from reasonrl.train.config import objective_config
 from reasonrl.train.exports import EXPORT_DIR
 from reasonrl.train.optimizer import make_optimizer
-from reasonrl.train.step import (StepConfig, TrainState, jit_train_step, make_train_step,
-                                 state_shardings)
+from reasonrl.train.step import (
+    StepConfig,
+    TrainState,
+    jit_train_step,
+    make_train_step,
+    state_shardings,
+)
+from reasonrl.workdir import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
+UPDATE_PREFIX = "train/"  # the keys of an optimizer update's record in metrics.jsonl
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(ReasonRLError, RuntimeError):
     """Raised when the loss or gradient became NaN/inf and the run is configured to stop."""
 
 
@@ -225,16 +236,51 @@ def global_batch(local: dict, sharding) -> dict:
             for k, v in local.items()}
 
 
+def _written_before(line: str, resumed_from: int | None) -> bool:
+    """Whether a metrics.jsonl record was written before the checkpoint of update
+    `resumed_from` (None: no checkpoint). An update's record has step = its index, so the
+    update `resumed_from` is run again; a step-end record (eval, loop values) has step =
+    updates done, so the one at `resumed_from` was written just before that checkpoint."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # a line torn by a kill mid-write
+        return False
+    if resumed_from is None:
+        return False
+    is_update = any(key.startswith(UPDATE_PREFIX) for key in record)
+    return record["step"] < resumed_from or (record["step"] == resumed_from and not is_update)
+
+
+def drop_rerun_records(path: Path, resumed_from: int | None) -> None:
+    """Removes from metrics.jsonl the records of the steps a resumed run does again (all of
+    them when it starts over), so that every (step, key) appears once. Rewritten atomically."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if _written_before(line, resumed_from)]
+    if kept != lines:
+        atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+
 class MetricsLog:
     """Buffers per-update device metrics and writes them at log time in one host transfer, to
-    the clu writer and `metrics.jsonl` (as "train/<name>"); `write` adds already-fetched
-    scalars (eval results, a loop step's own values)."""
+    the clu writer and `metrics.jsonl` (as "train/<name>", `UPDATE_PREFIX`); `write` adds
+    already-fetched scalars (eval results, a loop step's own values: keys without that prefix).
 
-    def __init__(self, workdir: Path, writer, tokens_per_update: int):
+    On process 0 only, it first drops the records of the steps run again after the checkpoint
+    of update `resumed_from` (all of them when None: the run starts over;
+    `drop_rerun_records`), then appends.
+    """
+
+    def __init__(self, workdir: Path, writer, tokens_per_update: int, *,
+                 resumed_from: int | None):
         self.pending: list[tuple[int, dict]] = []
         self.writer = writer
-        self.jsonl = (open(Path(workdir) / METRICS_FILE, "a") if jax.process_index() == 0
-                      else None)
+        self.jsonl = None
+        if jax.process_index() == 0:
+            path = Path(workdir) / METRICS_FILE
+            drop_rerun_records(path, resumed_from)
+            self.jsonl = open(path, "a")
         self.tokens_per_update = tokens_per_update
         self.last_time = time.time()
         self.first_loss: float | None = None
@@ -251,7 +297,7 @@ class MetricsLog:
         updates_per_sec = len(self.pending) / max(now - self.last_time, 1e-9)
         self.last_time = now
         for (update, _), values in zip(self.pending, fetched):
-            scalars = {f"train/{k}": float(v) for k, v in values.items()}
+            scalars = {f"{UPDATE_PREFIX}{k}": float(v) for k, v in values.items()}
             self.writer.write_scalars(update, scalars)
             self._append(update, scalars)
             if self.first_loss is None:
@@ -336,10 +382,15 @@ class StageRun:
         self.result: StageResult | None = None
 
         self.checkpointer = Checkpointer(
-            self.workdir / "checkpoints", save_every=self.train.checkpoint_every * updates_per_step,
+            self.workdir / CHECKPOINTS_DIR,
+            save_every=self.train.checkpoint_every * updates_per_step,
             keep=self.train.keep_checkpoints, async_save=self.train.async_checkpointing)
         self.state = setup.state
-        self.resumed_from = self._restore()
+        try:
+            self.resumed_from = self._restore()
+        except BaseException:
+            self.checkpointer.close()
+            raise
         self.step = int(jax.device_get(self.state.step)) // updates_per_step
         self.update = self.step * updates_per_step
         self.end = self.train.steps if max_steps is None else min(self.train.steps, max_steps)
@@ -352,7 +403,8 @@ class StageRun:
                   f"{parameter_overview.get_parameter_overview(self.state.params)}", flush=True)
             writer.write_hparams({"num_params": models.num_params(setup.model_config),
                                   "objective": stage.objective.name})
-        self.log = MetricsLog(self.workdir, writer, tokens_per_update)
+        self.log = MetricsLog(self.workdir, writer, tokens_per_update,
+                              resumed_from=self.resumed_from)
         self._report = periodic_actions.ReportProgress(
             num_train_steps=self.train.steps * updates_per_step, writer=writer,
             every_steps=self.train.log_every * updates_per_step)
@@ -378,7 +430,7 @@ class StageRun:
             out[self.step_key] = self.step
         return out
 
-    def __enter__(self) -> "StageRun":
+    def __enter__(self) -> StageRun:
         return self
 
     def add_update(self, metrics: dict) -> None:
@@ -408,6 +460,7 @@ class StageRun:
             if postfix:
                 self._progress.set_postfix(postfix)
         if self.step % train.checkpoint_every == 0 or self.step == train.steps:
+            self.log.flush()  # a checkpoint's updates are on disk before it: a resume keeps them
             self._skipped = check_finite(self.state, train.on_nonfinite, self._skipped)
             self.checkpointer.save(
                 self.update, self.state,

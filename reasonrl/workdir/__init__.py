@@ -3,7 +3,22 @@ fingerprinted so that a rerun never silently reuses results made from other inpu
 (`fingerprint`)."""
 
 from reasonrl.workdir.files import atomic_write_json, atomic_write_text
+from reasonrl.workdir.fingerprint import (
+    FINGERPRINT_FILE,
+    RESULT_NEUTRAL_FIELDS,
+    FingerprintMismatchError,
+    ResultDir,
+    file_identity,
+    read_fingerprint,
+    reconcile,
+    record,
+    stage_fingerprint,
+    tokenizer_fingerprint,
+    write_fingerprint,
+)
 from reasonrl.workdir.lock import LOCK_FILE, DirectoryLock, DirectoryLockedError, LockHolder
 
-__all__ = ["LOCK_FILE", "DirectoryLock", "DirectoryLockedError", "LockHolder",
-           "atomic_write_json", "atomic_write_text"]
+__all__ = ["FINGERPRINT_FILE", "LOCK_FILE", "RESULT_NEUTRAL_FIELDS", "DirectoryLock",
+           "DirectoryLockedError", "FingerprintMismatchError", "LockHolder", "ResultDir",
+           "atomic_write_json", "atomic_write_text", "file_identity", "read_fingerprint",
+           "reconcile", "record", "stage_fingerprint", "tokenizer_fingerprint", "write_fingerprint"]

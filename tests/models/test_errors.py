@@ -126,3 +126,69 @@ def test_invalid_model_config_fields():
         models.get_preset("tiny-qwen3", num_heads=6, num_kv_heads=4)
     with pytest.raises(models.ConfigError, match="dtype='fp8'"):
         models.get_preset("tiny-qwen3", dtype="fp8")
+
+
+def test_error_types_are_project_errors():
+    from reasonrl.errors import ReasonRLError
+    from reasonrl.objectives.registry import ObjectiveOptionError
+
+    for error_type in (models.CheckpointError, models.ConfigError, models.InputError,
+                       parallel.MeshError, ObjectiveOptionError):
+        assert issubclass(error_type, ReasonRLError) and issubclass(error_type, ValueError)
+
+
+def test_unsupported_architecture_names_the_file_and_the_supported_ones(checkpoint_copy):
+    config = json.loads((checkpoint_copy / "config.json").read_text())
+    config.update(model_type="gpt2", architectures=["GPT2LMHeadModel"])
+    (checkpoint_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(models.ConfigError) as err:
+        models.load_hf_checkpoint(checkpoint_copy)
+    message = str(err.value)
+    assert message.startswith(f"{checkpoint_copy / 'config.json'}: model_type='gpt2'")
+    assert "GPT2LMHeadModel" in message
+    for supported in ("qwen2 (Qwen2ForCausalLM)", "qwen3 (Qwen3ForCausalLM)",
+                      "llama (LlamaForCausalLM)"):
+        assert supported in message
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.001])
+def test_truncated_safetensors_names_the_file(checkpoint_copy, keep):
+    weights = checkpoint_copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: int(weights.stat().st_size * keep)])
+    with pytest.raises(models.CheckpointError, match=rf"^{weights}: not a readable safetensors "
+                                                     r"file .*truncated"):
+        models.load_hf_checkpoint(checkpoint_copy)
+
+
+def test_truncated_shard_of_a_sharded_checkpoint_names_the_file(hf_checkpoints, tmp_path):
+    config, params = models.load_hf_checkpoint(hf_checkpoints["qwen2"][1])
+    sharded = models.save_hf_checkpoint(config, params, tmp_path / "sharded",
+                                        max_shard_bytes=100_000)
+    shard = sorted(sharded.glob("model-*.safetensors"))[-1]
+    shard.write_bytes(shard.read_bytes()[:1000])
+    with pytest.raises(models.CheckpointError, match=rf"^{shard}: not a readable safetensors"):
+        models.load_hf_checkpoint(sharded)
+
+
+@pytest.mark.parametrize("name, value", [("model.layers.1.mlp.up_proj.weight", np.nan),
+                                         ("model.embed_tokens.weight", -np.inf)])
+def test_non_finite_weights_name_the_tensor_and_file(checkpoint_copy, name, value):
+    def edit(tensors):
+        tensors[name][3, 5] = value
+
+    _rewrite_weights(checkpoint_copy, edit)
+    mesh = parallel.make_mesh((2, 2, 2))  # every device reads its shard: one error all the same
+    with pytest.raises(models.CheckpointError,
+                       match=rf"^{checkpoint_copy / 'model.safetensors'}: tensor '{name}' holds 1 "
+                             r"non-finite values \(NaN or inf\), the first at index \(3, 5\)"):
+        models.load_hf_checkpoint(checkpoint_copy, mesh=mesh)
+
+
+def test_invalid_index_names_the_file(checkpoint_copy):
+    index = checkpoint_copy / "model.safetensors.index.json"
+    index.write_text('{"weight_map": ')
+    with pytest.raises(models.CheckpointError, match=rf"^{index}: invalid JSON at line 1"):
+        models.load_hf_checkpoint(checkpoint_copy)
+    index.write_text('{"metadata": {}}')
+    with pytest.raises(models.CheckpointError, match=rf"^{index}: no 'weight_map'"):
+        models.load_hf_checkpoint(checkpoint_copy)

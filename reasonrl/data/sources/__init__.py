@@ -1,7 +1,11 @@
 """Random-access record sources: JSONL, plain text, ArrayRecord and TFDS."""
 
 from reasonrl.data.sources.array_record import ArrayRecordSource
-from reasonrl.data.sources.base import MalformedRecordError, MalformedRecordWarning
+from reasonrl.data.sources.base import (
+    MalformedRecordError,
+    MalformedRecordWarning,
+    MissingFieldError,
+)
 from reasonrl.data.sources.jsonl import JsonlSource
 from reasonrl.data.sources.registry import SOURCE_TYPES, RecordSource, make_source
 from reasonrl.data.sources.text import TextSource
@@ -13,6 +17,7 @@ __all__ = [
     "JsonlSource",
     "MalformedRecordError",
     "MalformedRecordWarning",
+    "MissingFieldError",
     "RecordSource",
     "TextSource",
     "TfdsSource",

@@ -10,7 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from reasonrl.data.sources.base import ByteRangeFile, MalformedRecordError, MalformedRecordWarning
+from reasonrl.data.sources.base import (
+    ByteRangeFile,
+    MalformedRecordError,
+    MalformedRecordWarning,
+    mapped,
+)
 from reasonrl.data.spec import require_existing_file
 
 
@@ -63,7 +68,7 @@ class JsonlSource:
         self.path = path
         self._file = ByteRangeFile(path)
         kept_starts, kept_lengths, malformed = [], [], []
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with mapped(path) as data:
             starts, ends = _line_spans(data)
             for line_index, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
                 raw = data[start:end]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import mmap
 import re
 from typing import Any, Literal
 
 import numpy as np
 
-from reasonrl.data.sources.base import ByteRangeFile, MalformedRecordError, line_number_at
+from reasonrl.data.sources.base import ByteRangeFile, MalformedRecordError, line_number_at, mapped
 from reasonrl.data.spec import require_existing_file
 
 # How documents are delimited -> regex matching one document. A line holding only whitespace
@@ -53,7 +52,7 @@ class TextSource:
         self.path = path
         self.text_field = text_field
         self._file = ByteRangeFile(path)
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with mapped(path) as data:
             spans = np.array(
                 [match.span() for match in DOCUMENT_PATTERNS[split].finditer(data)],
                 dtype=np.int64,

@@ -59,8 +59,8 @@ class TfdsSource:
             self._source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
         except Exception as error:  # TFDS raises many types for "not prepared"/"unknown".
             raise SpecError(
-                f"spec.source: cannot open TFDS dataset {name!r} split {split!r} "
-                f"(data_dir={data_dir!r}): {error}"
+                f"cannot open TFDS dataset {name!r} split {split!r} (data_dir={data_dir!r}): "
+                f"{error}"
             ) from error
 
     @classmethod

@@ -5,8 +5,10 @@ from __future__ import annotations
 import abc
 from typing import Sequence
 
+from reasonrl.errors import ReasonRLError
 
-class MissingSpecialTokenError(KeyError):
+
+class MissingSpecialTokenError(ReasonRLError, KeyError):
     """The tokenizer has no single id for a special token that a caller requires."""
 
     def __str__(self) -> str:  # KeyError would repr() the message.

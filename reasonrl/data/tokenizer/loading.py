@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from reasonrl.data.spec import SpecError
 from reasonrl.data.tokenizer.base import Tokenizer
 from reasonrl.data.tokenizer.hf_tokenizer import HFTokenizer
 from reasonrl.data.tokenizer.sentencepiece_tokenizer import SentencePieceTokenizer
@@ -25,7 +26,8 @@ def load_tokenizer(path: str) -> Tokenizer:
 
     Raises:
       FileNotFoundError: when `path` (or a usable file inside the directory) does not exist.
-      ValueError: when the file type is not recognised or a directory is ambiguous.
+      SpecError (a ValueError): when the file type is not recognised or a directory is
+        ambiguous.
     """
     if os.path.isdir(path):
         path = _find_tokenizer_file(path)
@@ -35,7 +37,7 @@ def load_tokenizer(path: str) -> Tokenizer:
     for matches, constructor in TOKENIZER_FILE_KINDS.values():
         if matches(name):
             return constructor(path)
-    raise ValueError(
+    raise SpecError(
         f"cannot tell the tokenizer type of {path!r}: expected a SentencePiece '*.model' file "
         "or a Hugging Face 'tokenizer.json'"
     )
@@ -50,7 +52,7 @@ def _find_tokenizer_file(directory: str) -> str:
     if len(models) == 1:
         return os.path.join(directory, models[0])
     if models:
-        raise ValueError(f"directory {directory!r} holds several .model files: {models}")
+        raise SpecError(f"directory {directory!r} holds several .model files: {models}")
     raise FileNotFoundError(
         f"directory {directory!r} holds no tokenizer.json and no SentencePiece .model file"
     )

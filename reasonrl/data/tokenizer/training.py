@@ -10,6 +10,7 @@ from typing import Sequence
 
 import sentencepiece
 
+from reasonrl.data.spec import SpecError
 from reasonrl.data.tokenizer.chat_templates import CHAT_TEMPLATES
 
 MODEL_BASENAME = "tokenizer"
@@ -18,6 +19,19 @@ CHAT_SPECIAL_TOKENS: tuple[str, ...] = tuple(
         token for template in CHAT_TEMPLATES.values() for token in template.special_tokens
     )
 )
+
+
+def require_corpus(path: str) -> None:
+    """Raises FileNotFoundError when `path` is not a file and SpecError naming it when it holds
+    no text (nothing, or blank lines only), which sentencepiece reports without naming it.
+    Reads only up to the first text."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"tokenizer training input not found: {path!r}")
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            if chunk.strip():
+                return
+    raise SpecError(f"tokenizer training input {path!r} is empty: no text to train on")
 
 
 def train_sentencepiece(
@@ -40,9 +54,11 @@ def train_sentencepiece(
       special_tokens: user-defined symbols that always encode to one id each.
       max_sentences: lines sampled from large inputs (0: use every line).
       num_threads: trainer threads; default all CPUs.
+
+    Raises:
+      FileNotFoundError, SpecError: `input_path` is missing or holds no text.
     """
-    if not os.path.isfile(input_path):
-        raise FileNotFoundError(f"tokenizer training input not found: {input_path!r}")
+    require_corpus(input_path)
     os.makedirs(output_dir, exist_ok=True)
     model_prefix = os.path.join(output_dir, MODEL_BASENAME)
     sentencepiece.SentencePieceTrainer.train(
