@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-slow test-all clean-venv
+.PHONY: demo lint test test-slow test-all clean-venv
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ $(STAMP): setup.py
 demo: $(STAMP)
 	$(PY) -m reasonrl.main --workdir=$(WORKDIR)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
 
 test-slow: $(STAMP)

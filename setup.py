@@ -39,6 +39,7 @@ EXTRAS_REQUIRE = {
         "torch==2.13.0",
         "transformers>=4.51",
         "nbclient>=0.10",
+        "ruff==0.17.6",  # the formatter and linter (ruff.toml); pinned: formats change
         "ipykernel>=6.29",
         "nbformat>=5.10",
     ],

@@ -27,8 +27,9 @@ _PROMPT = flags.DEFINE_integer("prompt_len", 64, "tokens per prompt")
 _NEW = flags.DEFINE_integer("new_tokens", 128, "tokens generated per row")
 _TOP_P = flags.DEFINE_float("top_p", 0.9, "nucleus sampling threshold")
 _SAMPLES = flags.DEFINE_integer("num_samples", 8, "samples per prompt for the sharing comparison")
-_SHARED_PROMPT = flags.DEFINE_integer("shared_prompt_len", 256,
-                                      "prompt length for the num_samples comparison")
+_SHARED_PROMPT = flags.DEFINE_integer(
+    "shared_prompt_len", 256, "prompt length for the num_samples comparison"
+)
 _REPEATS = flags.DEFINE_integer("repeats", 3, "timed runs per measurement (median)")
 _SKIP_HF = flags.DEFINE_bool("skip_hf", False, "measure reasonrl only")
 _JSON = flags.DEFINE_string("json_out", "", "also write the results to this file")
@@ -64,16 +65,31 @@ def bench_reasonrl(config, params, prompts) -> dict:
         return result
 
     block = pack_prompts(config, prompts, None, max_new_tokens=_NEW.value, pad_id=0)
-    sampler = build_sampler(config, None, DEFAULT_RULES, block.tokens.shape[0],
-                            block.tokens.shape[1], _NEW.value, 1, False, False, True)
+    sampler = build_sampler(
+        config,
+        None,
+        DEFAULT_RULES,
+        block.tokens.shape[0],
+        block.tokens.shape[1],
+        _NEW.value,
+        1,
+        False,
+        False,
+        True,
+    )
 
     def prefill():
         jax.block_until_ready(sampler.prefill(params, block.tokens, block.lengths))
 
     full_s, prefill_s = median_seconds(full), median_seconds(prefill)
     rows, prompt_len = np.shape(prompts)
-    return dict(prefill_s=prefill_s, decode_s=full_s - prefill_s, generate_s=full_s,
-                prefill_tokens=rows * block.tokens.shape[1], real_prefill_tokens=rows * prompt_len)
+    return dict(
+        prefill_s=prefill_s,
+        decode_s=full_s - prefill_s,
+        generate_s=full_s,
+        prefill_tokens=rows * block.tokens.shape[1],
+        real_prefill_tokens=rows * prompt_len,
+    )
 
 
 def bench_transformers(checkpoint_dir, prompts) -> dict:
@@ -81,16 +97,25 @@ def bench_transformers(checkpoint_dir, prompts) -> dict:
     import torch
     import transformers
 
-    model = transformers.AutoModelForCausalLM.from_pretrained(checkpoint_dir,
-                                                              dtype=torch.float32).eval()
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        checkpoint_dir, dtype=torch.float32
+    ).eval()
     inputs = torch.as_tensor(np.asarray(prompts), dtype=torch.long)
     mask = torch.ones_like(inputs)
 
     def full():
         with torch.no_grad():
-            out = model.generate(inputs, attention_mask=mask, do_sample=True, top_p=_TOP_P.value,
-                                 top_k=0, temperature=1.0, max_new_tokens=_NEW.value,
-                                 eos_token_id=None, pad_token_id=0)
+            out = model.generate(
+                inputs,
+                attention_mask=mask,
+                do_sample=True,
+                top_p=_TOP_P.value,
+                top_k=0,
+                temperature=1.0,
+                max_new_tokens=_NEW.value,
+                eos_token_id=None,
+                pad_token_id=0,
+            )
         assert out.shape[1] == inputs.shape[1] + _NEW.value
 
     def prefill():
@@ -110,10 +135,21 @@ def prefill_seconds(config, params, prompts, num_samples) -> float:
     from reasonrl.sampling.prompt_block import pack_prompts
 
     block = pack_prompts(config, prompts, None, max_new_tokens=_NEW.value, pad_id=0)
-    sampler = build_sampler(config, None, DEFAULT_RULES, block.tokens.shape[0],
-                            block.tokens.shape[1], _NEW.value, num_samples, False, False, True)
-    return median_seconds(lambda: jax.block_until_ready(
-        sampler.prefill(params, block.tokens, block.lengths)))
+    sampler = build_sampler(
+        config,
+        None,
+        DEFAULT_RULES,
+        block.tokens.shape[0],
+        block.tokens.shape[1],
+        _NEW.value,
+        num_samples,
+        False,
+        False,
+        True,
+    )
+    return median_seconds(
+        lambda: jax.block_until_ready(sampler.prefill(params, block.tokens, block.lengths))
+    )
 
 
 def bench_num_samples(config, params, prompt) -> dict:
@@ -123,14 +159,20 @@ def bench_num_samples(config, params, prompt) -> dict:
     from reasonrl import sampling
 
     n = _SAMPLES.value
-    settings = dict(max_new_tokens=_NEW.value, temperature=1.0, top_p=_TOP_P.value,
-                    rng=jax.random.key(0))
+    settings = dict(
+        max_new_tokens=_NEW.value, temperature=1.0, top_p=_TOP_P.value, rng=jax.random.key(0)
+    )
     shared = median_seconds(
-        lambda: sampling.generate(config, params, [prompt], num_samples=n, **settings))
+        lambda: sampling.generate(config, params, [prompt], num_samples=n, **settings)
+    )
     copies = median_seconds(lambda: sampling.generate(config, params, [prompt] * n, **settings))
-    return dict(shared_s=shared, copies_s=copies, saving=1 - shared / copies,
-                shared_prefill_s=prefill_seconds(config, params, [prompt], n),
-                copies_prefill_s=prefill_seconds(config, params, [prompt] * n, 1))
+    return dict(
+        shared_s=shared,
+        copies_s=copies,
+        saving=1 - shared / copies,
+        shared_prefill_s=prefill_seconds(config, params, [prompt], n),
+        copies_prefill_s=prefill_seconds(config, params, [prompt] * n, 1),
+    )
 
 
 def main(argv):
@@ -149,8 +191,11 @@ def main(argv):
     ours = bench_reasonrl(config, params, prompts)
     results = {
         "machine": machine_description(),
-        "preset": _PRESET.value, "params": models.num_params(config),
-        "batch": _BATCH.value, "prompt_len": _PROMPT.value, "new_tokens": _NEW.value,
+        "preset": _PRESET.value,
+        "params": models.num_params(config),
+        "batch": _BATCH.value,
+        "prompt_len": _PROMPT.value,
+        "new_tokens": _NEW.value,
         "top_p": _TOP_P.value,
         "reasonrl_decode_tokens_per_s": decode_tokens / ours["decode_s"],
         "reasonrl_prefill_tokens_per_s": ours["real_prefill_tokens"] / ours["prefill_s"],
@@ -173,8 +218,9 @@ def main(argv):
     results["num_samples_generate_saving"] = sharing["saving"]
     results[f"num_samples_{n}_prefill_s"] = sharing["shared_prefill_s"]
     results[f"{n}_prompt_copies_prefill_s"] = sharing["copies_prefill_s"]
-    results["num_samples_prefill_speedup"] = (sharing["copies_prefill_s"]
-                                              / sharing["shared_prefill_s"])
+    results["num_samples_prefill_speedup"] = (
+        sharing["copies_prefill_s"] / sharing["shared_prefill_s"]
+    )
     report(results, _JSON.value)
 
 

@@ -33,9 +33,9 @@ def main(argv):
 
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
 
+    from reasonrl.job import run_job
     from reasonrl.paths import recipe
     from reasonrl.rl.trainer import read_rollout_metrics
-    from reasonrl.job import run_job
 
     config = recipe("grpo").get_config()
     rl = config.stages.rl
@@ -44,14 +44,24 @@ def main(argv):
     rl.model.preset = _PRESET.value or "tiny-qwen3"
     if _PRESET.value:
         rl.model.overrides = {}
-    rl.rl.update(group_size=_GROUP.value, max_new_tokens=_NEW.value,
-                 num_minibatches=_MINIBATCHES.value, eval_size=0)
-    rl.train.update(steps=_STEPS.value, batch_size=_PROMPTS.value, seq_len=_NEW.value + 40,
-                    log_every=_STEPS.value, checkpoint_every=10_000, export_hf=False)
+    rl.rl.update(
+        group_size=_GROUP.value,
+        max_new_tokens=_NEW.value,
+        num_minibatches=_MINIBATCHES.value,
+        eval_size=0,
+    )
+    rl.train.update(
+        steps=_STEPS.value,
+        batch_size=_PROMPTS.value,
+        seq_len=_NEW.value + 40,
+        log_every=_STEPS.value,
+        checkpoint_every=10_000,
+        export_hf=False,
+    )
     with tempfile.TemporaryDirectory() as workdir:
         run_job(config, workdir)
         records = list(read_rollout_metrics(Path(workdir) / "rl" / "metrics.jsonl").values())
-    timed = records[_WARMUP.value:]
+    timed = records[_WARMUP.value :]
     median = lambda key: statistics.median(r[key] for r in timed)  # noqa: E731
     results = {
         "machine": machine_description(),

@@ -50,7 +50,7 @@ def matmul_peak_flops(dtype: str, size: int = 2048, repeats: int = 20) -> float:
         start = time.perf_counter()
         matmul(a, b).block_until_ready()
         best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best
+    return 2 * size**3 / best
 
 
 def reasonrl_step(config, tokens, targets):
@@ -63,25 +63,43 @@ def reasonrl_step(config, tokens, targets):
     from reasonrl import models, parallel
     from reasonrl.models.layers import ActivationSharding
     from reasonrl.objectives import ModelContext, get_objective
-    from reasonrl.train import (StepConfig, TrainState, jit_train_step, make_train_step,
-                                state_shardings)
+    from reasonrl.train import (
+        StepConfig,
+        TrainState,
+        jit_train_step,
+        make_train_step,
+        state_shardings,
+    )
 
     mesh = parallel.make_mesh((1, -1, 1))
     tx = optax.adamw(1e-4, weight_decay=0.0)
     params = models.init_params(config, jax.random.key(0), mesh=mesh)
     state = TrainState.create(params, tx, jax.random.key(1))
-    shardings = state_shardings(jax.eval_shape(lambda: state),
-                                models.param_shardings(config, mesh), mesh)
+    shardings = state_shardings(
+        jax.eval_shape(lambda: state), models.param_shardings(config, mesh), mesh
+    )
     state = jax.device_put(state, shardings)
-    batch = dict(tokens=tokens, targets=targets, loss_mask=np.ones_like(tokens, np.float32),
-                 positions=np.broadcast_to(np.arange(tokens.shape[1]), tokens.shape).astype(np.int32),
-                 segment_ids=np.ones_like(tokens))
+    batch = dict(
+        tokens=tokens,
+        targets=targets,
+        loss_mask=np.ones_like(tokens, np.float32),
+        positions=np.broadcast_to(np.arange(tokens.shape[1]), tokens.shape).astype(np.int32),
+        segment_ids=np.ones_like(tokens),
+    )
     objective = get_objective("next_token")
     step = jit_train_step(
-        make_train_step(objective.fn, ml_collections.FrozenConfigDict(objective.defaults),
-                        ModelContext(config, ActivationSharding(mesh)), tx,
-                        optax.constant_schedule(1e-4), StepConfig()),
-        shardings, mesh, tuple(sorted(batch)))
+        make_train_step(
+            objective.fn,
+            ml_collections.FrozenConfigDict(objective.defaults),
+            ModelContext(config, ActivationSharding(mesh)),
+            tx,
+            optax.constant_schedule(1e-4),
+            StepConfig(),
+        ),
+        shardings,
+        mesh,
+        tuple(sorted(batch)),
+    )
     batch = jax.device_put(batch, parallel.batch_sharding(mesh))
     holder = {"state": state}
 
@@ -99,8 +117,9 @@ def transformers_step(config, tokens, targets):
 
     from reasonrl import models
 
-    hf_config = transformers.AutoConfig.for_model(**{
-        k: v for k, v in config.to_hf_dict().items() if k not in ("architectures",)})
+    hf_config = transformers.AutoConfig.for_model(
+        **{k: v for k, v in config.to_hf_dict().items() if k not in ("architectures",)}
+    )
     torch_dtype = torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
     model = transformers.AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)
     model.train()
@@ -112,8 +131,7 @@ def transformers_step(config, tokens, targets):
     def step():
         with torch.autocast("cpu", dtype=torch_dtype, enabled=torch_dtype != torch.float32):
             logits = model(inputs).logits
-            loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1),
-                                                     labels.flatten())
+            loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -164,7 +182,9 @@ def main(argv):
     ours = seconds["reasonrl"]
     results = {
         "machine": machine_description(),
-        "preset": _PRESET.value, "params": models.num_params(config), "dtype": _DTYPE.value,
+        "preset": _PRESET.value,
+        "params": models.num_params(config),
+        "dtype": _DTYPE.value,
         "batch": list(shape),
         "reasonrl_tokens_per_s": tokens_per_step / ours,
         "matmul_peak_flops": peak,

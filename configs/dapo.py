@@ -21,8 +21,10 @@ grpo = recipe("grpo")
 def get_config():
     config = grpo.get_config()
     rl = config.stages.rl
-    rl.objective.update(clip_eps_low=0.2, clip_eps_high=0.28, kl_coef=0.0,
-                        loss_aggregation="token_mean")
-    rl.rl.update(wrong_reward=-1.0, overlong_cache_length=2, dynamic_sampling=True,
-                 max_rollout_rounds=3)
+    rl.objective.update(
+        clip_eps_low=0.2, clip_eps_high=0.28, kl_coef=0.0, loss_aggregation="token_mean"
+    )
+    rl.rl.update(
+        wrong_reward=-1.0, overlong_cache_length=2, dynamic_sampling=True, max_rollout_rounds=3
+    )
     return config

@@ -20,7 +20,10 @@ grpo = recipe("grpo")
 def get_config():
     config = grpo.get_config()
     rl = config.stages.rl
-    rl.objective.update(kl_coef=0.0, loss_aggregation="seq_mean_token_sum_norm",
-                        loss_norm_length=rl.rl.max_new_tokens)
+    rl.objective.update(
+        kl_coef=0.0,
+        loss_aggregation="seq_mean_token_sum_norm",
+        loss_norm_length=rl.rl.max_new_tokens,
+    )
     rl.rl.advantage = "drgrpo"
     return config

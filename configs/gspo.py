@@ -24,6 +24,10 @@ grpo = recipe("grpo")
 def get_config():
     config = grpo.get_config()
     rl = config.stages.rl
-    rl.objective.update(importance_ratio="sequence", clip_eps_low=3e-4, clip_eps_high=4e-4,
-                        loss_aggregation="seq_mean_token_mean")
+    rl.objective.update(
+        importance_ratio="sequence",
+        clip_eps_low=3e-4,
+        clip_eps_high=4e-4,
+        loss_aggregation="seq_mean_token_mean",
+    )
     return config

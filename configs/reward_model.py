@@ -29,8 +29,15 @@ from reasonrl.train.config import job_config, stage_config
 
 ADDITION = ("synthetic", "addition")
 # Small enough for a few minutes on 2 CPU cores.
-ADDITION_MODEL = dict(hidden_size=64, intermediate_size=192, num_layers=2, num_heads=4,
-                      num_kv_heads=2, head_dim=16, max_position_embeddings=64)
+ADDITION_MODEL = dict(
+    hidden_size=64,
+    intermediate_size=192,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=16,
+    max_position_embeddings=64,
+)
 SEQ_LEN = 32  # the longest rendered problem is 30 tokens (chatml, one token per character)
 
 
@@ -46,15 +53,17 @@ def sft_stage(steps: int = 400):
     sft.model.overrides = ADDITION_MODEL
     sft.data = dict(
         source=dict(type="jsonl", path=str(asset(*ADDITION, "sft_train.jsonl"))),
-        task=dict(type="sft", chat_template="chatml", prompt_field="question",
-                  response_field="answer"),
+        task=dict(
+            type="sft", chat_template="chatml", prompt_field="question", response_field="answer"
+        ),
         packing=dict(type="pad"),
         read_threads=0,
     )
     sft.objective.name = "sft"
     sft.optimizer.update(learning_rate=3e-3, warmup_steps=20, weight_decay=0.0)
-    sft.train.update(steps=steps, batch_size=64, seq_len=SEQ_LEN, log_every=50,
-                     checkpoint_every=200)
+    sft.train.update(
+        steps=steps, batch_size=64, seq_len=SEQ_LEN, log_every=50, checkpoint_every=200
+    )
     return sft
 
 
@@ -68,8 +77,9 @@ def preference_data(name: str, shuffle: bool = True):
     )
 
 
-def preference_stage(objective: str, *, steps: int, learning_rate: float, batch_size: int = 32,
-                     eval_every: int = 50):
+def preference_stage(
+    objective: str, *, steps: int, learning_rate: float, batch_size: int = 32, eval_every: int = 50
+):
     """A stage on the preference pairs, from the SFT stage's export; eval on all held-out pairs
     (15 batches of 32 = 480 of the 500)."""
     stage = stage_config()
@@ -78,8 +88,15 @@ def preference_stage(objective: str, *, steps: int, learning_rate: float, batch_
     stage.eval_data = preference_data("preferences_test.jsonl", shuffle=False)
     stage.objective.name = objective
     stage.optimizer.update(learning_rate=learning_rate, warmup_steps=10, weight_decay=0.0)
-    stage.train.update(steps=steps, batch_size=batch_size, seq_len=SEQ_LEN, log_every=25,
-                       eval_every=eval_every, eval_batches=15, checkpoint_every=100)
+    stage.train.update(
+        steps=steps,
+        batch_size=batch_size,
+        seq_len=SEQ_LEN,
+        log_every=25,
+        eval_every=eval_every,
+        eval_batches=15,
+        checkpoint_every=100,
+    )
     return stage
 
 
@@ -87,6 +104,5 @@ def get_config():
     config = job_config()
     tokenizer_config(config)
     config.stages.sft = sft_stage()
-    config.stages.reward_model = preference_stage("reward_model", steps=300,
-                                                  learning_rate=3e-3)
+    config.stages.reward_model = preference_stage("reward_model", steps=300, learning_rate=3e-3)
     return config

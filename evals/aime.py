@@ -11,8 +11,9 @@ from evals.common import cli
 COMPETITION_BENCHMARKS = ("aime24", "aime25", "amc23")
 
 cli.define_flags()
-BENCHMARK = flags.DEFINE_enum("benchmark", "aime24", COMPETITION_BENCHMARKS,
-                              "Which competition set to evaluate.")
+BENCHMARK = flags.DEFINE_enum(
+    "benchmark", "aime24", COMPETITION_BENCHMARKS, "Which competition set to evaluate."
+)
 
 
 def main(argv):

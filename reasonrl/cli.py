@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Callable, NoReturn
+from collections.abc import Callable
+from typing import NoReturn
 
 from absl import app, flags
 
@@ -86,11 +87,13 @@ def define_config_file(name: str, default: str | None, help_string: str):
 
 def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], int | None]:
     """`main` with the user's errors reported in one line (exit status 2)."""
+
     def wrapped(argv: list[str]) -> int | None:
         try:
             return main(argv)
         except USER_ERRORS as error:
             exit_with(error)
+
     return wrapped
 
 

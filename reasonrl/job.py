@@ -74,13 +74,18 @@ class JobResult:
     def summary(self) -> str:
         lines = [f"workdir: {self.workdir}", f"tokenizer: {self.tokenizer_path}"]
         for name, result in self.stages.items():
-            loss = ("(finished earlier)" if result.first_loss is None else
-                    f"loss {result.first_loss:.4f} -> {result.last_loss:.4f}")
-            lines += [f"stage {name}: {result.steps} steps, {loss}",
-                      f"  checkpoints: {result.workdir / CHECKPOINTS_DIR}",
-                      f"  tensorboard: {result.workdir / 'tensorboard'}",
-                      f"  metrics:     {result.workdir / 'metrics.jsonl'}",
-                      f"  HF export:   {result.export_dir}"]
+            loss = (
+                "(finished earlier)"
+                if result.first_loss is None
+                else f"loss {result.first_loss:.4f} -> {result.last_loss:.4f}"
+            )
+            lines += [
+                f"stage {name}: {result.steps} steps, {loss}",
+                f"  checkpoints: {result.workdir / CHECKPOINTS_DIR}",
+                f"  tensorboard: {result.workdir / 'tensorboard'}",
+                f"  metrics:     {result.workdir / 'metrics.jsonl'}",
+                f"  HF export:   {result.export_dir}",
+            ]
         return "\n".join(lines)
 
 
@@ -120,8 +125,7 @@ def _tokenizer(config, workdir: Path):
     else:
         path, result = _trained_tokenizer(tok, workdir)
         results.append(result)
-    files = tuple(p for p in ([path] if path.is_file() else sorted(path.iterdir()))
-                  if p.is_file())
+    files = tuple(p for p in ([path] if path.is_file() else sorted(path.iterdir())) if p.is_file())
     return data_lib.load_tokenizer(str(path)), path, files, results
 
 
@@ -130,8 +134,10 @@ def resolved_stage(stage) -> dict:
     own section (e.g. `rl`) with every default filled in."""
     resolved = stage.copy_and_resolve_references().to_dict()
     loop = get_loop(get_objective(stage.objective.name).loop)
-    resolved["objective"] = {"name": stage.objective.name,
-                             **objective_config(stage).as_configdict().to_dict()}
+    resolved["objective"] = {
+        "name": stage.objective.name,
+        **objective_config(stage).as_configdict().to_dict(),
+    }
     options = loop_options(stage, loop)
     if options is not None:
         resolved[loop.name] = options.to_dict()
@@ -149,15 +155,18 @@ def _stage_dirs(config, workdir: Path, tokenizer_files, config_file) -> dict[str
     for name in stage_order(config, config_file):
         stage = config.stages[name]
         parent = stages[stage.model.init_from].fingerprint if stage.model.init_from else None
-        fingerprint = stage_fingerprint(resolved_stage(stage), tokenizer_files=tokenizer_files,
-                                        init_from=parent)
-        stages[name] = ResultDir(f"stages.{name}", workdir / name, fingerprint,
-                                 _has_results(workdir / name))
+        fingerprint = stage_fingerprint(
+            resolved_stage(stage), tokenizer_files=tokenizer_files, init_from=parent
+        )
+        stages[name] = ResultDir(
+            f"stages.{name}", workdir / name, fingerprint, _has_results(workdir / name)
+        )
     return stages
 
 
-def _run_stage(stage, result_dir: ResultDir, tokenizer, tokenizer_files,
-               exports: dict[str, Path]) -> StageResult:
+def _run_stage(
+    stage, result_dir: ResultDir, tokenizer, tokenizer_files, exports: dict[str, Path]
+) -> StageResult:
     """A finished stage's recorded result, or the stage run (resumed) in its directory."""
     stage_dir = result_dir.directory
     done = stage_dir / DONE_FILE
@@ -167,16 +176,24 @@ def _run_stage(stage, result_dir: ResultDir, tokenizer, tokenizer_files,
     if jax.process_index() == 0:
         write_fingerprint(stage_dir, result_dir.fingerprint)
     run = get_loop(get_objective(stage.objective.name).loop).run
-    result = run(stage, stage_dir, tokenizer=tokenizer, tokenizer_files=tokenizer_files,
-                 stage_exports=exports)
+    result = run(
+        stage,
+        stage_dir,
+        tokenizer=tokenizer,
+        tokenizer_files=tokenizer_files,
+        stage_exports=exports,
+    )
     if jax.process_index() == 0:
-        atomic_write_json(done, {"steps": result.steps, "first_loss": result.first_loss,
-                                 "last_loss": result.last_loss})
+        atomic_write_json(
+            done,
+            {"steps": result.steps, "first_loss": result.first_loss, "last_loss": result.last_loss},
+        )
     return result
 
 
-def run_job(config, workdir: str | Path, *, config_file: str | None = None,
-            reuse_changed: bool = False) -> JobResult:
+def run_job(
+    config, workdir: str | Path, *, config_file: str | None = None, reuse_changed: bool = False
+) -> JobResult:
     """Validates `config` (before anything compiles; its data and vocabulary against the
     tokenizer too: `reasonrl.train.preflight`), then runs it in `workdir`, holding the
     workdir's lock throughout (`lock_workdir`).
@@ -191,15 +208,17 @@ def run_job(config, workdir: str | Path, *, config_file: str | None = None,
     with lock_workdir(workdir):
         tokenizer, tokenizer_path, tokenizer_files, tokenizer_dirs = _tokenizer(config, workdir)
         stages = _stage_dirs(config, workdir, tokenizer_files, config_file)
-        reused = reconcile(workdir, [*tokenizer_dirs, *stages.values()],
-                           reuse_changed=reuse_changed)
+        reused = reconcile(
+            workdir, [*tokenizer_dirs, *stages.values()], reuse_changed=reuse_changed
+        )
         check_job_inputs(config, tokenizer, config_file=config_file)
         if jax.process_index() == 0:
             record(reused)
         exports: dict[str, Path] = {}
         results: dict[str, StageResult] = {}
         for name, result_dir in stages.items():
-            results[name] = _run_stage(config.stages[name], result_dir, tokenizer,
-                                       tokenizer_files, exports)
+            results[name] = _run_stage(
+                config.stages[name], result_dir, tokenizer, tokenizer_files, exports
+            )
             exports[name] = result_dir.directory / EXPORT_DIR
     return JobResult(workdir, tokenizer_path, results)

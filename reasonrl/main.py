@@ -20,13 +20,16 @@ from reasonrl.paths import CONFIGS_DIR
 
 DEFAULT_CONFIG = CONFIGS_DIR / "demo.py"  # the embedded default job; ships with any install
 _CONFIG = cli.define_config_file(
-    "config", str(DEFAULT_CONFIG), "Job config file (a python file with get_config()).")
+    "config", str(DEFAULT_CONFIG), "Job config file (a python file with get_config())."
+)
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Directory for every output of the job.")
 _REUSE_CHANGED = flags.DEFINE_bool(
-    "reuse_changed", False,
+    "reuse_changed",
+    False,
     "Reuse the workdir's trained tokenizer and finished or interrupted stages even when they "
     "were made from other inputs than this job's (their fingerprints differ): warn and record "
-    "the new fingerprints instead of refusing.")
+    "the new fingerprints instead of refusing.",
+)
 
 
 def main(argv) -> int:
@@ -38,9 +41,12 @@ def main(argv) -> int:
     if not flags.FLAGS["verbosity"].present:  # orbax and clu are chatty at INFO
         logging.set_verbosity(logging.WARNING)
     initialize_distributed()
-    result = run_job(_CONFIG.value, _WORKDIR.value,
-                     config_file=flags.FLAGS["config"].config_filename,
-                     reuse_changed=_REUSE_CHANGED.value)
+    result = run_job(
+        _CONFIG.value,
+        _WORKDIR.value,
+        config_file=flags.FLAGS["config"].config_filename,
+        reuse_changed=_REUSE_CHANGED.value,
+    )
     print("\n" + result.summary(), flush=True)
     return 0
 

@@ -10,24 +10,66 @@ import numpy as np
 # Tiny configurations covering every family feature: q/k/v bias (qwen2), q/k norm (qwen3),
 # llama3 rope scaling, tied and untied heads, GQA, head_dim != hidden / heads.
 HF_TINY_CONFIGS = {
-    "qwen2": dict(model_type="qwen2", vocab_size=256, hidden_size=64, intermediate_size=96,
-                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                  max_position_embeddings=256, rope_theta=10000.0, tie_word_embeddings=True,
-                  rms_norm_eps=1e-6),
-    "qwen3": dict(model_type="qwen3", vocab_size=256, hidden_size=64, intermediate_size=96,
-                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=24,
-                  max_position_embeddings=256, rope_theta=1e6, tie_word_embeddings=False,
-                  rms_norm_eps=1e-6),
-    "llama": dict(model_type="llama", vocab_size=256, hidden_size=64, intermediate_size=96,
-                  num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
-                  max_position_embeddings=256, rope_theta=500000.0, tie_word_embeddings=False,
-                  rms_norm_eps=1e-5,
-                  rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                "high_freq_factor": 4.0, "original_max_position_embeddings": 32}),
-    "llama_tied": dict(model_type="llama", vocab_size=256, hidden_size=64, intermediate_size=96,
-                       num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
-                       max_position_embeddings=256, rope_theta=10000.0, tie_word_embeddings=True,
-                       rms_norm_eps=1e-5),
+    "qwen2": dict(
+        model_type="qwen2",
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-6,
+    ),
+    "qwen3": dict(
+        model_type="qwen3",
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=24,
+        max_position_embeddings=256,
+        rope_theta=1e6,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-6,
+    ),
+    "llama": dict(
+        model_type="llama",
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        rope_theta=500000.0,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-5,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 32,
+        },
+    ),
+    "llama_tied": dict(
+        model_type="llama",
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=256,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-5,
+    ),
 }
 
 
@@ -92,12 +134,17 @@ def assert_accumulation_exact(objective_name: str, config, model, params, batch)
     from reasonrl.train.step import accumulate_gradients
 
     objective = get_objective(objective_name).fn
-    run = jax.jit(lambda p, b, accum: accumulate_gradients(
-        objective, config, model, p, b, jax.random.key(0), accum), static_argnums=2)
+    run = jax.jit(
+        lambda p, b, accum: accumulate_gradients(
+            objective, config, model, p, b, jax.random.key(0), accum
+        ),
+        static_argnums=2,
+    )
     whole, split = run(params, batch, 1), run(params, batch, 2)
     np.testing.assert_allclose(float(split[0] / split[1]), float(whole[0] / whole[1]), rtol=1e-6)
-    jax.tree.map(lambda a, b: assert_close_up_to_rounding(a / split[1], b / whole[1]),
-                 split[3], whole[3])
+    jax.tree.map(
+        lambda a, b: assert_close_up_to_rounding(a / split[1], b / whole[1]), split[3], whole[3]
+    )
     merged, full = metrics_lib.compute(split[2]), metrics_lib.compute(whole[2])
     for name in full:
         np.testing.assert_allclose(merged[name], full[name], rtol=1e-5, err_msg=name)

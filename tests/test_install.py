@@ -33,15 +33,34 @@ def test_plain_install_ships_recipes_and_default_job(tmp_path):
     for name in ("setup.py", "README.md"):
         shutil.copy2(REPO / name, source / name)
     for name in ("reasonrl", "configs"):
-        shutil.copytree(REPO / name, source / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(
+            REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--target", str(site), str(source)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+    )
     shutil.rmtree(source)  # nothing may still point at a source tree
     env = dict(os.environ, PYTHONPATH=str(site))
-    out = subprocess.run([sys.executable, "-c", CHECK, str(site)], cwd=tmp_path, env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK, str(site)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     demo = site / "reasonrl" / "configs" / "demo.py"
     assert demo.is_file()

@@ -29,27 +29,57 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """Defines the shared flags (each binary adds --benchmark itself)."""
-    flags.DEFINE_string("checkpoint", None, "Hugging Face checkpoint directory, or a reasonrl "
-                        "workdir (its last finished stage's export/ is used).", required=True)
-    flags.DEFINE_string("tokenizer", None, "Tokenizer file or directory; default: the "
-                        "checkpoint directory (tokenizer.json / tokenizer.model / *.model).")
-    flags.DEFINE_string("output_dir", None, "Where samples.jsonl, summary.json, run_config.json, "
-                        "tensorboard/ and accuracy.png go; rerun to resume.", required=True)
-    flags.DEFINE_enum("protocol", None, sorted(protocols.PROTOCOLS),
-                      "Published settings preset; explicit sampling flags override it.")
-    flags.DEFINE_enum("prompt_template", None, sorted(prompt_templates.PROMPT_TEMPLATES),
-                      "How a problem becomes the prompt (see reasonrl/data/prompt_templates.py).")
-    flags.DEFINE_enum("chat_template", "chatml", sorted(data_lib.CHAT_TEMPLATES),
-                      "reasonrl.data chat template the prompt messages are rendered with.")
+    flags.DEFINE_string(
+        "checkpoint",
+        None,
+        "Hugging Face checkpoint directory, or a reasonrl "
+        "workdir (its last finished stage's export/ is used).",
+        required=True,
+    )
+    flags.DEFINE_string(
+        "tokenizer",
+        None,
+        "Tokenizer file or directory; default: the "
+        "checkpoint directory (tokenizer.json / tokenizer.model / *.model).",
+    )
+    flags.DEFINE_string(
+        "output_dir",
+        None,
+        "Where samples.jsonl, summary.json, run_config.json, "
+        "tensorboard/ and accuracy.png go; rerun to resume.",
+        required=True,
+    )
+    flags.DEFINE_enum(
+        "protocol",
+        None,
+        sorted(protocols.PROTOCOLS),
+        "Published settings preset; explicit sampling flags override it.",
+    )
+    flags.DEFINE_enum(
+        "prompt_template",
+        None,
+        sorted(prompt_templates.PROMPT_TEMPLATES),
+        "How a problem becomes the prompt (see reasonrl/data/prompt_templates.py).",
+    )
+    flags.DEFINE_enum(
+        "chat_template",
+        "chatml",
+        sorted(data_lib.CHAT_TEMPLATES),
+        "reasonrl.data chat template the prompt messages are rendered with.",
+    )
     flags.DEFINE_integer("num_samples", None, "Samples per problem (n).")
     flags.DEFINE_float("temperature", None, "Sampling temperature; 0 = greedy.")
     flags.DEFINE_float("top_p", None, "Nucleus sampling threshold; 1 = off.")
     flags.DEFINE_integer("top_k", None, "Top-k filtering; 0 = off.")
     flags.DEFINE_integer("max_new_tokens", None, "Generated tokens per sample at most.")
-    flags.DEFINE_enum("truncate_prompt", "none", list(TRUNCATE_PROMPT_CHOICES),
-                      "A prompt leaving no room for max_new_tokens within the model's context: "
-                      "none = record its samples as prompt_too_long (incorrect); left = keep "
-                      "its last max_position_embeddings - max_new_tokens tokens.")
+    flags.DEFINE_enum(
+        "truncate_prompt",
+        "none",
+        list(TRUNCATE_PROMPT_CHOICES),
+        "A prompt leaving no room for max_new_tokens within the model's context: "
+        "none = record its samples as prompt_too_long (incorrect); left = keep "
+        "its last max_position_embeddings - max_new_tokens tokens.",
+    )
     flags.DEFINE_integer("limit", None, "Evaluate only the first N problems (default: all).")
     flags.DEFINE_integer("batch_size", 8, "Prompts per generate call (each with num_samples).")
     flags.DEFINE_integer("seed", 0, "PRNG seed of the sampler.")
@@ -58,30 +88,47 @@ def define_flags() -> None:
     flags.DEFINE_integer("mesh_fsdp", -1, "Mesh 'fsdp' axis size (-1 = fill the devices).")
     flags.DEFINE_integer("mesh_tensor", 1, "Mesh 'tensor' axis size (-1 = fill the devices).")
     flags.DEFINE_integer("grader_workers", None, "Grader processes (default: the grader's).")
-    flags.DEFINE_float("grader_timeout_s", rewards.DEFAULT_TIMEOUT_S,
-                       "Hard time limit of one answer-equivalence check.")
+    flags.DEFINE_float(
+        "grader_timeout_s",
+        rewards.DEFAULT_TIMEOUT_S,
+        "Hard time limit of one answer-equivalence check.",
+    )
 
 
-def settings_from_flags(benchmark: str) -> tuple[runner.GenerationSettings,
-                                                 problem_runs.RuntimeSettings]:
+def settings_from_flags(
+    benchmark: str,
+) -> tuple[runner.GenerationSettings, problem_runs.RuntimeSettings]:
     """Resolves the parsed flags (protocol, checkpoint, tokenizer) into run settings.
 
     Raises:
         problem_runs.SettingsError: a flag value that cannot work (the message names it).
     """
     sampling = protocols.resolve_settings(
-        FLAGS.protocol, benchmark, {name: FLAGS[name].value for name in protocols.DEFAULT_SETTINGS})
+        FLAGS.protocol, benchmark, {name: FLAGS[name].value for name in protocols.DEFAULT_SETTINGS}
+    )
     checkpoint, tokenizer = problem_runs.resolve_model_paths(FLAGS.checkpoint, FLAGS.tokenizer)
     generation = runner.GenerationSettings(
-        checkpoint=checkpoint, tokenizer=tokenizer, benchmark=benchmark,
-        prompt_template=sampling["prompt_template"], chat_template=FLAGS.chat_template,
-        num_samples=int(sampling["num_samples"]), temperature=float(sampling["temperature"]),
-        top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
-        max_new_tokens=int(sampling["max_new_tokens"]), seed=FLAGS.seed, limit=FLAGS.limit,
-        batch_size=FLAGS.batch_size, dtype=FLAGS.dtype, truncate_prompt=FLAGS.truncate_prompt)
+        checkpoint=checkpoint,
+        tokenizer=tokenizer,
+        benchmark=benchmark,
+        prompt_template=sampling["prompt_template"],
+        chat_template=FLAGS.chat_template,
+        num_samples=int(sampling["num_samples"]),
+        temperature=float(sampling["temperature"]),
+        top_p=float(sampling["top_p"]),
+        top_k=int(sampling["top_k"]),
+        max_new_tokens=int(sampling["max_new_tokens"]),
+        seed=FLAGS.seed,
+        limit=FLAGS.limit,
+        batch_size=FLAGS.batch_size,
+        dtype=FLAGS.dtype,
+        truncate_prompt=FLAGS.truncate_prompt,
+    )
     runtime = problem_runs.RuntimeSettings(
         mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor),
-        grader_workers=FLAGS.grader_workers, grader_timeout_s=FLAGS.grader_timeout_s)
+        grader_workers=FLAGS.grader_workers,
+        grader_timeout_s=FLAGS.grader_timeout_s,
+    )
     return generation, runtime
 
 

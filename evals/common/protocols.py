@@ -18,9 +18,16 @@ import dataclasses
 import types
 
 # Flags a protocol may set, with the values used when neither a protocol nor a flag sets them.
-DEFAULT_SETTINGS = types.MappingProxyType(dict(
-    temperature=0.6, top_p=0.95, top_k=0, max_new_tokens=2048, num_samples=1,
-    prompt_template="r1"))
+DEFAULT_SETTINGS = types.MappingProxyType(
+    dict(
+        temperature=0.6,
+        top_p=0.95,
+        top_k=0,
+        max_new_tokens=2048,
+        num_samples=1,
+        prompt_template="r1",
+    )
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,14 +53,42 @@ class Protocol:
 
 
 PROTOCOLS: dict[str, Protocol] = {
-    protocol.name: protocol for protocol in (
-        Protocol("r1", dict(temperature=0.6, top_p=0.95, top_k=0, max_new_tokens=32768,
-                            num_samples=64, prompt_template="r1"), {"math500": 4}),
-        Protocol("qwen_math", dict(temperature=0.0, top_p=1.0, top_k=0, max_new_tokens=2048,
-                                   num_samples=1, prompt_template="qwen_math")),
-        Protocol("qwen_math_maj8", dict(temperature=0.7, top_p=0.8, top_k=0,
-                                        max_new_tokens=2048, num_samples=8,
-                                        prompt_template="qwen_math")),
+    protocol.name: protocol
+    for protocol in (
+        Protocol(
+            "r1",
+            dict(
+                temperature=0.6,
+                top_p=0.95,
+                top_k=0,
+                max_new_tokens=32768,
+                num_samples=64,
+                prompt_template="r1",
+            ),
+            {"math500": 4},
+        ),
+        Protocol(
+            "qwen_math",
+            dict(
+                temperature=0.0,
+                top_p=1.0,
+                top_k=0,
+                max_new_tokens=2048,
+                num_samples=1,
+                prompt_template="qwen_math",
+            ),
+        ),
+        Protocol(
+            "qwen_math_maj8",
+            dict(
+                temperature=0.7,
+                top_p=0.8,
+                top_k=0,
+                max_new_tokens=2048,
+                num_samples=8,
+                prompt_template="qwen_math",
+            ),
+        ),
     )
 }
 

@@ -25,8 +25,8 @@ import collections
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -44,8 +44,9 @@ PLOT_FILE = "accuracy.png"
 TENSORBOARD_DIR = "tensorboard"
 
 
-def _samples_by_problem(records: Sequence[dict], problems: Sequence[Problem],
-                        num_samples: int) -> dict[str, list[dict]]:
+def _samples_by_problem(
+    records: Sequence[dict], problems: Sequence[Problem], num_samples: int
+) -> dict[str, list[dict]]:
     """problem id -> its records ordered by sample index; checks each has exactly n samples."""
     grouped: dict[str, list[dict]] = {problem.id: [] for problem in problems}
     for record in records:
@@ -55,18 +56,23 @@ def _samples_by_problem(records: Sequence[dict], problems: Sequence[Problem],
         group.sort(key=lambda record: record["sample"])
         indices = [record["sample"] for record in group]
         if indices != list(range(num_samples)):
-            raise ValueError(f"problem {problem_id!r} has samples {indices}, expected "
-                             f"0..{num_samples - 1} exactly once")
+            raise ValueError(
+                f"problem {problem_id!r} has samples {indices}, expected "
+                f"0..{num_samples - 1} exactly once"
+            )
     return grouped
 
 
-def _group_pass_at_1(problems: Sequence[Problem], accuracy: dict[str, float],
-                     key) -> dict[str, dict]:
+def _group_pass_at_1(
+    problems: Sequence[Problem], accuracy: dict[str, float], key
+) -> dict[str, dict]:
     groups: dict[str, list[float]] = collections.defaultdict(list)
     for problem in problems:
         groups[str(key(problem))].append(accuracy[problem.id])
-    return {name: {"num_problems": len(values), "pass@1": metrics.mean(values)}
-            for name, values in sorted(groups.items())}
+    return {
+        name: {"num_problems": len(values), "pass@1": metrics.mean(values)}
+        for name, values in sorted(groups.items())
+    }
 
 
 def _problems_with(grouped: dict[str, list[dict]], predicate) -> int:
@@ -74,8 +80,9 @@ def _problems_with(grouped: dict[str, list[dict]], predicate) -> int:
     return sum(any(predicate(record) for record in group) for group in grouped.values())
 
 
-def summarize(benchmark: str, problems: Sequence[Problem], records: Sequence[dict],
-              num_samples: int) -> dict:
+def summarize(
+    benchmark: str, problems: Sequence[Problem], records: Sequence[dict], num_samples: int
+) -> dict:
     """The ``summary.json`` content (fields in the module docstring)."""
     grouped = _samples_by_problem(records, problems, num_samples)
     ks = metrics.k_values(num_samples)
@@ -83,8 +90,10 @@ def summarize(benchmark: str, problems: Sequence[Problem], records: Sequence[dic
     for problem in problems:
         group = grouped[problem.id]
         correct = [bool(record["correct"]) for record in group]
-        answers = [None if record["answer"] is None else normalize_answer(record["answer"])
-                   for record in group]
+        answers = [
+            None if record["answer"] is None else normalize_answer(record["answer"])
+            for record in group
+        ]
         accuracy[problem.id] = sum(correct) / num_samples
         for k in ks:
             pass_at[k].append(metrics.pass_at_k(num_samples, sum(correct), k))
@@ -100,13 +109,16 @@ def summarize(benchmark: str, problems: Sequence[Problem], records: Sequence[dic
         "pass@k": {str(k): metrics.mean(values) for k, values in pass_at.items()},
         "maj@k": {str(k): metrics.mean(values) for k, values in majority.items()},
         "mean_completion_tokens": metrics.mean([record["num_tokens"] for record in sampled]),
-        "truncation_rate": metrics.mean([float(record["finish_reason"] == "length")
-                                         for record in sampled]),
+        "truncation_rate": metrics.mean(
+            [float(record["finish_reason"] == "length") for record in sampled]
+        ),
         "status_counts": dict(sorted(collections.Counter(r["status"] for r in samples).items())),
         "prompt_too_long_problems": _problems_with(
-            grouped, lambda record: record["finish_reason"] == PROMPT_TOO_LONG),
+            grouped, lambda record: record["finish_reason"] == PROMPT_TOO_LONG
+        ),
         "prompt_truncated_problems": _problems_with(
-            grouped, lambda record: record.get("prompt_truncated", False)),
+            grouped, lambda record: record.get("prompt_truncated", False)
+        ),
     }
     if all(problem.level is not None for problem in problems):
         summary["by_subject"] = _group_pass_at_1(problems, accuracy, lambda p: p.subject)
@@ -117,9 +129,11 @@ def summarize(benchmark: str, problems: Sequence[Problem], records: Sequence[dic
 def summary_scalars(summary: dict) -> dict[str, float]:
     """Flat ``<benchmark>/<metric>`` scalars of a summary, for TensorBoard."""
     prefix = summary["benchmark"]
-    scalars = {f"{prefix}/pass@1": summary["pass@1"],
-               f"{prefix}/mean_completion_tokens": summary["mean_completion_tokens"],
-               f"{prefix}/truncation_rate": summary["truncation_rate"]}
+    scalars = {
+        f"{prefix}/pass@1": summary["pass@1"],
+        f"{prefix}/mean_completion_tokens": summary["mean_completion_tokens"],
+        f"{prefix}/truncation_rate": summary["truncation_rate"],
+    }
     for name in ("pass@k", "maj@k"):
         for k, value in summary[name].items():
             scalars[f"{prefix}/{name[:-1]}{k}"] = value
@@ -132,24 +146,28 @@ def plot(summary: dict, path: Path) -> None:
     """PNG: the pass@k and maj@k curves; with levels (MATH-500), accuracy by level beside it.
     Saved to a temporary file beside ``path``, then renamed over it."""
     levels = summary.get("by_level")
-    figure, axes = plt.subplots(1, 2 if levels else 1, figsize=(11 if levels else 6, 4),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        1, 2 if levels else 1, figsize=(11 if levels else 6, 4), squeeze=False
+    )
     curve = axes[0][0]
     for name in ("pass@k", "maj@k"):
         ks = [int(k) for k in summary[name]]
         curve.plot(ks, [100 * v for v in summary[name].values()], marker="o", label=name)
     curve.set_xscale("log", base=2)
     curve.set_xticks(ks, [str(k) for k in ks])
-    curve.set(xlabel="k (samples)", ylabel="accuracy (%)", ylim=(0, 100),
-              title=f"{summary['benchmark']}: pass@k, maj@k (n={summary['num_samples']})")
+    curve.set(
+        xlabel="k (samples)",
+        ylabel="accuracy (%)",
+        ylim=(0, 100),
+        title=f"{summary['benchmark']}: pass@k, maj@k (n={summary['num_samples']})",
+    )
     curve.legend()
     if levels:
         bars = axes[0][1]
         positions = range(len(levels))
         bars.bar(positions, [100 * v["pass@1"] for v in levels.values()])
         bars.set_xticks(positions, list(levels))
-        bars.set(xlabel="MATH level", ylabel="pass@1 (%)", ylim=(0, 100),
-                 title="pass@1 by level")
+        bars.set(xlabel="MATH level", ylabel="pass@1 (%)", ylim=(0, 100), title="pass@1 by level")
     figure.tight_layout()
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
@@ -166,8 +184,9 @@ def write_reports(output_dir: Path, summary: dict) -> None:
     """Writes ``summary.json``, the TensorBoard scalars (step 0) and the PNG plot."""
     run_store.write_atomically(output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     (output_dir / TENSORBOARD_DIR).mkdir(exist_ok=True)  # a read-only disk: a one-line OSError
-    writer = metric_writers.create_default_writer(str(output_dir / TENSORBOARD_DIR),
-                                                  just_logging=False)
+    writer = metric_writers.create_default_writer(
+        str(output_dir / TENSORBOARD_DIR), just_logging=False
+    )
     writer.write_scalars(0, summary_scalars(summary))
     writer.flush()
     writer.close()

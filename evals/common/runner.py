@@ -45,8 +45,10 @@ from reasonrl.sampling.completions import Completions, grade_completions
 from reasonrl.sampling.problem_runs import RuntimeSettings
 from reasonrl.workdir import DirectoryLock
 
-LONG_PROMPT_REMEDY = ("to sample them with the end of their prompt instead, rerun into a new "
-                      "--output_dir with --truncate_prompt=left")
+LONG_PROMPT_REMEDY = (
+    "to sample them with the end of their prompt instead, rerun into a new "
+    "--output_dir with --truncate_prompt=left"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +85,9 @@ def select_problems(benchmark: str, limit: int | None) -> list[rewards.Problem]:
     return rewards.load_benchmark(benchmark)[:limit]
 
 
-def _batch_records(problems, completions: Completions, grades, done,
-                   generation: GenerationSettings) -> list[dict]:
+def _batch_records(
+    problems, completions: Completions, grades, done, generation: GenerationSettings
+) -> list[dict]:
     """samples.jsonl records of a generated batch, without the (id, sample) pairs in ``done``."""
     n = completions.num_samples
     records = []
@@ -93,10 +96,15 @@ def _batch_records(problems, completions: Completions, grades, done,
         if (problem.id, sample) in done:
             continue
         record = {
-            "id": problem.id, "sample": sample, "completion": text, "answer": grade.answer,
-            "correct": bool(grade.correct), "status": str(grade.status),
+            "id": problem.id,
+            "sample": sample,
+            "completion": text,
+            "answer": grade.answer,
+            "correct": bool(grade.correct),
+            "status": str(grade.status),
             "num_tokens": int(completions.lengths[row]),
-            "finish_reason": str(completions.finish_reasons[row])}
+            "finish_reason": str(completions.finish_reasons[row]),
+        }
         if generation.truncate_prompt == "left":
             record["prompt_truncated"] = bool(completions.prompt_truncated[row])
         records.append(record)
@@ -116,40 +124,58 @@ def run_eval(generation: GenerationSettings, runtime: RuntimeSettings, output_di
     problems = select_problems(generation.benchmark, generation.limit)
     problem_runs.check_context(generation.checkpoint, generation.max_new_tokens)
     with DirectoryLock(output_dir, purpose="the eval"):
-        stored = {**dataclasses.asdict(generation),
-                  "checkpoint_sha256": problem_runs.checkpoint_digest(generation.checkpoint)}
-        store.check_or_write_run_config(output_dir, stored,
-                                        {"output_dir": str(output_dir),
-                                         **dataclasses.asdict(runtime)})
+        stored = {
+            **dataclasses.asdict(generation),
+            "checkpoint_sha256": problem_runs.checkpoint_digest(generation.checkpoint),
+        }
+        store.check_or_write_run_config(
+            output_dir, stored, {"output_dir": str(output_dir), **dataclasses.asdict(runtime)}
+        )
         samples_path = output_dir / store.SAMPLES_FILE
         _sample_missing(generation, runtime, problems, samples_path)
-        summary = report.summarize(generation.benchmark, problems,
-                                   store.read_samples(samples_path), generation.num_samples)
+        summary = report.summarize(
+            generation.benchmark, problems, store.read_samples(samples_path), generation.num_samples
+        )
         report.write_reports(output_dir, summary)
-    logging.info("%s pass@1 %.4f; outputs in %s", generation.benchmark, summary["pass@1"],
-                 output_dir)
+    logging.info(
+        "%s pass@1 %.4f; outputs in %s", generation.benchmark, summary["pass@1"], output_dir
+    )
     return summary
 
 
-def _sample_missing(generation: GenerationSettings, runtime: RuntimeSettings,
-                    problems: list[rewards.Problem], samples_path: Path) -> None:
+def _sample_missing(
+    generation: GenerationSettings,
+    runtime: RuntimeSettings,
+    problems: list[rewards.Problem],
+    samples_path: Path,
+) -> None:
     """Generates, grades and appends the (id, sample) records ``samples_path`` lacks."""
     done = store.open_samples(samples_path)
     n = generation.num_samples
-    pending = [batch for batch in problem_runs.problem_batches(problems, generation.batch_size)
-               if any((problem.id, sample) not in done for problem in batch
-                      for sample in range(n))]
+    pending = [
+        batch
+        for batch in problem_runs.problem_batches(problems, generation.batch_size)
+        if any((problem.id, sample) not in done for problem in batch for sample in range(n))
+    ]
     wanted = {(problem.id, sample) for problem in problems for sample in range(n)}
-    logging.info("%s: %d problems x %d samples, %d already done, %d batches to generate",
-                 generation.benchmark, len(problems), n, len(done & wanted), len(pending))
+    logging.info(
+        "%s: %d problems x %d samples, %d already done, %d batches to generate",
+        generation.benchmark,
+        len(problems),
+        n,
+        len(done & wanted),
+        len(pending),
+    )
     if not pending:
         return
-    model = problem_runs.load_model(generation.checkpoint, generation.tokenizer,
-                                    runtime=runtime, dtype=generation.dtype)
+    model = problem_runs.load_model(
+        generation.checkpoint, generation.tokenizer, runtime=runtime, dtype=generation.dtype
+    )
     grader = runtime.grader()
     long_prompts = problem_runs.LongPromptWarning(LONG_PROMPT_REMEDY)
-    with tqdm(total=len(wanted), initial=len(done & wanted), unit="sample",
-              desc=generation.benchmark) as progress:
+    with tqdm(
+        total=len(wanted), initial=len(done & wanted), unit="sample", desc=generation.benchmark
+    ) as progress:
         for batch in pending:
             completions = problem_runs.complete_problems(*model, batch, generation)
             long_prompts.observe(batch, completions)

@@ -16,8 +16,8 @@ instead of mixing two runs. The file helpers and the check are
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from reasonrl.errors import ReasonRLError
 from reasonrl.sampling import run_store
@@ -25,8 +25,16 @@ from reasonrl.sampling import run_store
 SAMPLES_FILE = "samples.jsonl"
 RUN_CONFIG_FILE = "run_config.json"
 # Fields of every samples.jsonl record (a --truncate_prompt=left run adds prompt_truncated).
-RECORD_FIELDS = ("id", "sample", "completion", "answer", "correct", "status", "num_tokens",
-                 "finish_reason")
+RECORD_FIELDS = (
+    "id",
+    "sample",
+    "completion",
+    "answer",
+    "correct",
+    "status",
+    "num_tokens",
+    "finish_reason",
+)
 
 
 class OutputFileError(ReasonRLError, ValueError):
@@ -40,8 +48,10 @@ def _read_generation(path: Path) -> dict:
     except (ValueError, KeyError, TypeError):
         generation = None
     if not isinstance(generation, dict):
-        raise OutputFileError(f"{path}: not a run config (a JSON object with a 'generation' "
-                              f"object); delete the output directory to start over")
+        raise OutputFileError(
+            f"{path}: not a run config (a JSON object with a 'generation' "
+            f"object); delete the output directory to start over"
+        )
     return generation
 
 
@@ -59,18 +69,25 @@ def check_or_write_run_config(output_dir: Path, generation: dict, other: dict) -
     path = output_dir / RUN_CONFIG_FILE
     if path.is_file():
         run_store.check_settings(
-            _read_generation(path), generation,
+            _read_generation(path),
+            generation,
             what=f"{output_dir} holds a run with different generation flags",
-            remedy="use another --output_dir", source=str(path))
+            remedy="use another --output_dir",
+            source=str(path),
+        )
     else:
         output_dir.mkdir(parents=True, exist_ok=True)
-        run_store.write_atomically(path, json.dumps({"generation": generation, "other": other},
-                                                    indent=2, sort_keys=True) + "\n")
+        run_store.write_atomically(
+            path,
+            json.dumps({"generation": generation, "other": other}, indent=2, sort_keys=True) + "\n",
+        )
 
 
 def _bad_line(path: Path, number: int, problem: str) -> OutputFileError:
-    return OutputFileError(f"{path}:{number}: {problem}; delete this line (a rerun samples it "
-                           f"again) or the output directory to start over")
+    return OutputFileError(
+        f"{path}:{number}: {problem}; delete this line (a rerun samples it "
+        f"again) or the output directory to start over"
+    )
 
 
 def _parse_record(path: Path, number: int, line: bytes) -> dict:
@@ -104,8 +121,11 @@ def read_samples(path: Path) -> list[dict]:
         record = _parse_record(path, number, line)
         pair = (record["id"], record["sample"])
         if pair in first_line:
-            raise _bad_line(path, number, f"problem {pair[0]!r} sample {pair[1]} repeats line "
-                                          f"{first_line[pair]}")
+            raise _bad_line(
+                path,
+                number,
+                f"problem {pair[0]!r} sample {pair[1]} repeats line {first_line[pair]}",
+            )
         first_line[pair] = number
         records.append(record)
     return records

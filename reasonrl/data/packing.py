@@ -146,9 +146,7 @@ def _truncated(document: DocumentFeatures, seq_len: int) -> DocumentFeatures:
     return {key: value[:seq_len] for key, value in document.items()}
 
 
-def _limit_length(
-    dataset: grain.IterDataset, seq_len: int, overlong: str
-) -> grain.IterDataset:
+def _limit_length(dataset: grain.IterDataset, seq_len: int, overlong: str) -> grain.IterDataset:
     """Drops empty documents and truncates or drops those longer than `seq_len`."""
     dataset = dataset.filter(lambda document: len(document["tokens"]) > 0)
     if overlong == "drop":
@@ -302,12 +300,11 @@ def _pair_row(pair: PairFeatures, seq_len: int, pad_id: int) -> dict[str, np.nda
     row: dict[str, np.ndarray] = {}
     scored = True
     for side in PAIR_SIDES:
-        document = _truncated(
-            {key: pair[f"{side}_{key}"] for key in DOCUMENT_FEATURES}, seq_len
-        )
+        document = _truncated({key: pair[f"{side}_{key}"] for key in DOCUMENT_FEATURES}, seq_len)
         length = len(document["tokens"])
-        row.update({f"{side}_{key}": value
-                    for key, value in _pad_row(document, seq_len, pad_id).items()})
+        row.update(
+            {f"{side}_{key}": value for key, value in _pad_row(document, seq_len, pad_id).items()}
+        )
         row[f"{side}_last_index"] = np.asarray(max(length - 1, 0), dtype=np.int32)
         scored = scored and bool(document["loss_mask"].any())
     row["pair_mask"] = np.asarray(1.0 if scored else 0.0, dtype=np.float32)

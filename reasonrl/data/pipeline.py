@@ -93,7 +93,7 @@ DEFAULT_PACKING = {"document": {"type": "concat_then_split"}, "pair": {"type": "
 
 
 def _record_location(source: Any, index: int) -> str:
-    """"path:line" of record `index` of a JSON Lines source, else "<source> record <index>".
+    """ "path:line" of record `index` of a JSON Lines source, else "<source> record <index>".
 
     Only called on the error path: the file is re-read to find the line.
     """
@@ -131,8 +131,11 @@ class LocatedTask:
         except ReasonRLError:
             raise
         except (KeyError, ValueError, TypeError) as error:
-            message = (error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str)
-                       else str(error))
+            message = (
+                error.args[0]
+                if len(error.args) == 1 and isinstance(error.args[0], str)
+                else str(error)
+            )
             located = MissingFieldError if isinstance(error, KeyError) else MalformedRecordError
             raise located(_record_location(self._source, index), message) from error
 
@@ -153,14 +156,21 @@ def default_shard(shard_index: int | None, shard_count: int | None) -> tuple[int
     return shard_index, shard_count
 
 
-def indexed_records(source: RecordSource, config: Any, *, seed: int, shard_index: int | None,
-                    shard_count: int | None, where: str = "spec") -> grain.MapDataset:
+def indexed_records(
+    source: RecordSource,
+    config: Any,
+    *,
+    seed: int,
+    shard_index: int | None,
+    shard_count: int | None,
+    where: str = "spec",
+) -> grain.MapDataset:
     """`(source index, record)` pairs of this host's shard of `source`, shuffled by `seed` (if
     `config.shuffle`) and repeated `config.num_epochs` times (forever when None)."""
     shard_index, shard_count = default_shard(shard_index, shard_count)
-    records = grain.MapDataset.source(source).map_with_index(
-        lambda index, record: (index, record)
-    )[shard_index::shard_count]
+    records = grain.MapDataset.source(source).map_with_index(lambda index, record: (index, record))[
+        shard_index::shard_count
+    ]
     if len(records) == 0:
         raise SpecError(
             f"{where}.source: shard {shard_index} of {shard_count} holds no records "
@@ -222,8 +232,9 @@ def make_dataset(
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
     config, source, task, packer_class, packer_config = _build(spec, tokenizer, where)
-    records = indexed_records(source, config, seed=seed, shard_index=shard_index,
-                              shard_count=shard_count, where=where)
+    records = indexed_records(
+        source, config, seed=seed, shard_index=shard_index, shard_count=shard_count, where=where
+    )
     documents = records.map(task).to_iter_dataset(
         grain.ReadOptions(
             num_threads=config.read_threads, prefetch_buffer_size=config.read_buffer_size

@@ -6,8 +6,8 @@
                               #  "problem": [8 str]}
 
 The data spec takes the engine's `source` section (reasonrl.data.pipeline) plus `shuffle` and
-`num_epochs`; no task or packing applies. A record gives its problem under `rl.prompt_field` and its gold
-answer under `rl.answer_field`; the problem becomes a prompt with `rl.prompt_template` and
+`num_epochs`; no task or packing applies. A record gives its problem under `rl.prompt_field` and
+its gold answer under `rl.answer_field`; the problem becomes a prompt with `rl.prompt_template` and
 `rl.chat_template` (reasonrl.data.prompt_templates). Prompts longer than `max_prompt_len` tokens are
 dropped (and counted in the log) rather than truncated: a cut problem has no right answer.
 `check_prompt_spec` builds a spec and tries its first record, before anything trains.
@@ -65,8 +65,12 @@ class _PromptTask:
 
     def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
         problem, answer = self._field(record, "prompt_field"), self._field(record, "answer_field")
-        ids = prompt_token_ids(problem, prompt_template=self.rl.prompt_template,
-                               chat_template=self.rl.chat_template, tokenizer=self.tokenizer)
+        ids = prompt_token_ids(
+            problem,
+            prompt_template=self.rl.prompt_template,
+            chat_template=self.rl.chat_template,
+            tokenizer=self.tokenizer,
+        )
         return {"prompt_ids": np.asarray(ids, np.int32), "answer": answer, "problem": problem}
 
 
@@ -80,8 +84,9 @@ class _FitsPrompt:
         if not fits:
             self.dropped += 1
             if self.dropped in (1, 10, 100, 1000):
-                logging.warning("%d prompt(s) longer than %d tokens dropped", self.dropped,
-                                self.max_prompt_len)
+                logging.warning(
+                    "%d prompt(s) longer than %d tokens dropped", self.dropped, self.max_prompt_len
+                )
         return fits
 
 
@@ -89,16 +94,18 @@ def _as_lists(examples: list[dict[str, Any]]) -> dict[str, list]:
     return {key: [example[key] for example in examples] for key in examples[0]}
 
 
-def _build(spec: Any, rl, tokenizer: Tokenizer, where: str,
-           rl_where: str) -> tuple[PromptSpec, RecordSource, LocatedTask]:
+def _build(
+    spec: Any, rl, tokenizer: Tokenizer, where: str, rl_where: str
+) -> tuple[PromptSpec, RecordSource, LocatedTask]:
     """(config, source, located prompt task) of `spec`, all checked."""
     config = parse_section(PromptSpec, spec, where)
     source = make_source(config.source, f"{where}.source")
     return config, source, LocatedTask(_PromptTask(rl, tokenizer, rl_where), source)
 
 
-def check_prompt_spec(spec: Any, rl, tokenizer: Tokenizer, *, where: str = "spec",
-                      rl_where: str = "rl") -> None:
+def check_prompt_spec(
+    spec: Any, rl, tokenizer: Tokenizer, *, where: str = "spec", rl_where: str = "rl"
+) -> None:
     """Builds `spec`'s source and turns its first record into a prompt, so that a missing or
     empty file, a chat template the tokenizer lacks tokens of, or a first record without
     `rl.prompt_field` / `rl.answer_field` fails before anything trains.
@@ -110,10 +117,19 @@ def check_prompt_spec(spec: Any, rl, tokenizer: Tokenizer, *, where: str = "spec
     _build(spec, rl, tokenizer, where, rl_where)[2].check_first_record()
 
 
-def make_prompt_pipeline(spec: Any, rl, tokenizer: Tokenizer, *, batch_size: int,
-                         max_prompt_len: int, seed: int = 0, shard_index: int | None = None,
-                         shard_count: int | None = None, where: str = "spec",
-                         rl_where: str = "rl") -> grain.DatasetIterator:
+def make_prompt_pipeline(
+    spec: Any,
+    rl,
+    tokenizer: Tokenizer,
+    *,
+    batch_size: int,
+    max_prompt_len: int,
+    seed: int = 0,
+    shard_index: int | None = None,
+    shard_count: int | None = None,
+    where: str = "spec",
+    rl_where: str = "rl",
+) -> grain.DatasetIterator:
     """Batches of `batch_size` prompts, shuffled by `seed`, this host's shard of the records.
 
     `where` / `rl_where` are the dotted names of `spec` and `rl` in errors. A record without
@@ -121,9 +137,9 @@ def make_prompt_pipeline(spec: Any, rl, tokenizer: Tokenizer, *, batch_size: int
     `next()`.
     """
     config, source, task = _build(spec, rl, tokenizer, where, rl_where)
-    records = indexed_records(source, config, seed=seed, shard_index=shard_index,
-                              shard_count=shard_count, where=where)
+    records = indexed_records(
+        source, config, seed=seed, shard_index=shard_index, shard_count=shard_count, where=where
+    )
     examples = records.map(task).filter(_FitsPrompt(max_prompt_len))
-    batches = examples.to_iter_dataset().batch(batch_size, drop_remainder=True,
-                                               batch_fn=_as_lists)
+    batches = examples.to_iter_dataset().batch(batch_size, drop_remainder=True, batch_fn=_as_lists)
     return iter(batches)

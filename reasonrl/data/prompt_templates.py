@@ -10,14 +10,15 @@ plain       the problem alone as the user message (base models, "no template" ev
 ==========  ==================================================================================
 
 Used by the evals, RL rollouts and distillation. The messages go through a chat template
-(``chatml``, ``llama3``, ``plain``) with the generation prompt; the assistant prefix is encoded and appended after it. The completion
-the grader sees is the generated text only (the prefix is not part of it).
+(``chatml``, ``llama3``, ``plain``) with the generation prompt; the assistant prefix is encoded
+and appended after it. The completion the grader sees is the generated text only (the prefix is
+not part of it).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from reasonrl.data.tokenizer.base import Tokenizer
 from reasonrl.data.tokenizer.chat_templates import get_chat_template
@@ -41,12 +42,20 @@ class PromptTemplate:
 
 
 PROMPT_TEMPLATES: dict[str, PromptTemplate] = {
-    template.name: template for template in (
-        PromptTemplate("r1", lambda problem: [
-            {"role": "user", "content": f"{problem}\n{BOXED_INSTRUCTION}"}], "<think>\n"),
-        PromptTemplate("qwen_math", lambda problem: [
-            {"role": "system", "content": BOXED_INSTRUCTION},
-            {"role": "user", "content": problem}]),
+    template.name: template
+    for template in (
+        PromptTemplate(
+            "r1",
+            lambda problem: [{"role": "user", "content": f"{problem}\n{BOXED_INSTRUCTION}"}],
+            "<think>\n",
+        ),
+        PromptTemplate(
+            "qwen_math",
+            lambda problem: [
+                {"role": "system", "content": BOXED_INSTRUCTION},
+                {"role": "user", "content": problem},
+            ],
+        ),
         PromptTemplate("plain", lambda problem: [{"role": "user", "content": problem}]),
     )
 }
@@ -62,12 +71,14 @@ def get_prompt_template(name: str) -> PromptTemplate:
     return PROMPT_TEMPLATES[name]
 
 
-def prompt_token_ids(problem: str, *, prompt_template: str, chat_template: str,
-                     tokenizer: Tokenizer) -> list[int]:
+def prompt_token_ids(
+    problem: str, *, prompt_template: str, chat_template: str, tokenizer: Tokenizer
+) -> list[int]:
     """Token ids of the full prompt for ``problem``: rendered chat + encoded assistant prefix."""
     template = get_prompt_template(prompt_template)
     rendered = get_chat_template(chat_template).render(
-        tokenizer, template.messages(problem), add_generation_prompt=True)
+        tokenizer, template.messages(problem), add_generation_prompt=True
+    )
     prefix = tokenizer.encode(template.assistant_prefix) if template.assistant_prefix else []
     return [int(token) for token in rendered.token_ids] + prefix
 

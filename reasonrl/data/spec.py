@@ -14,7 +14,8 @@ import dataclasses
 import os
 import types
 import typing
-from typing import Any, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from reasonrl.errors import ReasonRLError
 
@@ -91,9 +92,7 @@ def parse_section(config_type: type[ConfigT], section: Any, where: str) -> Confi
     fields = {f.name: f for f in dataclasses.fields(config_type) if f.init}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise SpecError(
-            f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(fields)}"
-        )
+        raise SpecError(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(fields)}")
     missing = [
         name
         for name, field in fields.items()
@@ -106,9 +105,7 @@ def parse_section(config_type: type[ConfigT], section: Any, where: str) -> Confi
     hints = typing.get_type_hints(config_type)
     for name, value in values.items():
         if not _matches_type(value, hints[name]):
-            raise SpecError(
-                f"{where}.{name}: expected {_describe(hints[name])}, got {value!r}"
-            )
+            raise SpecError(f"{where}.{name}: expected {_describe(hints[name])}, got {value!r}")
         if isinstance(value, list):
             values[name] = tuple(value)
     try:
@@ -131,9 +128,7 @@ def require_existing_file(field_name: str, path: str) -> None:
         raise spec_error(field_name, f"file is empty: {path!r}")
 
 
-def parse_typed_section(
-    registry: Mapping[str, Any], section: Any, where: str
-) -> tuple[Any, Any]:
+def parse_typed_section(registry: Mapping[str, Any], section: Any, where: str) -> tuple[Any, Any]:
     """Parses `{"type": name, **options}` against `registry[name].Config`.
 
     Returns:

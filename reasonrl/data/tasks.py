@@ -22,7 +22,8 @@ its spec section (default "spec.task"), which its errors name (e.g. "set spec.ta
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -90,8 +91,10 @@ class PretrainTask:
         self._where = where
         self._add_bos = tokenizer.bos_id is not None if config.add_bos is None else config.add_bos
         self._add_eos = tokenizer.eos_id is not None if config.add_eos is None else config.add_eos
-        for option, wanted, token_id in [("add_bos", self._add_bos, tokenizer.bos_id),
-                                         ("add_eos", self._add_eos, tokenizer.eos_id)]:
+        for option, wanted, token_id in [
+            ("add_bos", self._add_bos, tokenizer.bos_id),
+            ("add_eos", self._add_eos, tokenizer.eos_id),
+        ]:
             if wanted and token_id is None:
                 raise MissingSpecialTokenError(
                     f"{where}.{option}: tokenizer {tokenizer.name!r} has no "
@@ -169,7 +172,6 @@ class SftTask(_ChatTask):
             if self.system_prompt is not None and self.messages_field is not None:
                 raise spec_error("system_prompt", "only applies with prompt_field/response_field")
 
-
     def messages(self, record: Mapping[str, Any]) -> list[dict[str, str]]:
         """The conversation held by `record`."""
         config = self._config
@@ -178,9 +180,11 @@ class SftTask(_ChatTask):
             if not isinstance(messages, list):
                 raise ValueError(f"field {config.messages_field!r} must be a list of messages")
             return messages
-        system = [] if config.system_prompt is None else [
-            {"role": "system", "content": config.system_prompt}
-        ]
+        system = (
+            []
+            if config.system_prompt is None
+            else [{"role": "system", "content": config.system_prompt}]
+        )
         return system + [
             {"role": "user", "content": str(self._field(record, "prompt_field"))},
             {"role": "assistant", "content": str(self._field(record, "response_field"))},
@@ -228,19 +232,22 @@ class PreferenceTask(_ChatTask):
                     f"got {self.chat_template!r}; expected one of {sorted(CHAT_TEMPLATES)}",
                 )
 
-
     def _text(self, record: Mapping[str, Any], option: str) -> str:
         value = self._field(record, option)
         if not isinstance(value, str):
-            raise ValueError(f"field {getattr(self._config, option)!r} must be a string, got "
-                             f"{type(value).__name__}")
+            raise ValueError(
+                f"field {getattr(self._config, option)!r} must be a string, got "
+                f"{type(value).__name__}"
+            )
         return value
 
     def __call__(self, record: Mapping[str, Any]) -> PairFeatures:
         config = self._config
-        prompt = [] if config.system_prompt is None else [
-            {"role": "system", "content": config.system_prompt}
-        ]
+        prompt = (
+            []
+            if config.system_prompt is None
+            else [{"role": "system", "content": config.system_prompt}]
+        )
         prompt.append({"role": "user", "content": self._text(record, "prompt_field")})
         features: PairFeatures = {}
         for side in PAIR_SIDES:

@@ -18,7 +18,7 @@ input is reported in one line `error: ...` (exit status 2), as by every reasonrl
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from absl import flags
 

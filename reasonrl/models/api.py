@@ -29,8 +29,13 @@ from reasonrl.models.config import ModelConfig
 from reasonrl.models.layers import ActivationSharding
 from reasonrl.models.transformer import CausalLM, KVCache
 from reasonrl.parallel.mesh import jit_on_mesh
-from reasonrl.parallel.rules import (DEFAULT_RULES, Rules, batch_sharding, batch_split_count,
-                                     tree_shardings)
+from reasonrl.parallel.rules import (
+    DEFAULT_RULES,
+    Rules,
+    batch_sharding,
+    batch_split_count,
+    tree_shardings,
+)
 
 Array = jax.Array
 Params = dict
@@ -60,7 +65,7 @@ def param_shapes(config: ModelConfig) -> Params:
 
 @functools.lru_cache(maxsize=64)
 def param_logical_axes(config: ModelConfig) -> Params:
-    """Pytree of tuples of logical axis names, one per parameter (e.g. ("layers", "embed", "mlp"))."""
+    """Pytree of tuples of logical axis names per parameter, e.g. ("layers", "embed", "mlp")."""
     specs = nn.get_partition_spec(_boxed_abstract(config))
     return jax.tree.map(tuple, specs, is_leaf=lambda x: isinstance(x, PartitionSpec))
 
@@ -75,8 +80,9 @@ def num_params(config: ModelConfig) -> int:
     return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(param_shapes(config)))
 
 
-def init_params(config: ModelConfig, rng: Array, *, mesh: Mesh | None = None,
-                rules: Rules = DEFAULT_RULES) -> Params:
+def init_params(
+    config: ModelConfig, rng: Array, *, mesh: Mesh | None = None, rules: Rules = DEFAULT_RULES
+) -> Params:
     """Fresh parameters, created directly in their target sharding (never gathered first).
 
     With a mesh (any axis types, see `reasonrl.parallel.mesh`) the params live on that mesh.
@@ -91,20 +97,32 @@ def init_params(config: ModelConfig, rng: Array, *, mesh: Mesh | None = None,
     return jit_on_mesh(init, mesh, out_shardings=out_shardings)(rng)
 
 
-def hidden_states(config: ModelConfig, params: Params, tokens: Array, positions: Array,
-                  segment_ids: Array, *, sharding: ActivationSharding | None = None,
-                  cache: KVCache | None = None,
-                  cache_index: Array | None = None) -> tuple[Array, KVCache | None]:
+def hidden_states(
+    config: ModelConfig,
+    params: Params,
+    tokens: Array,
+    positions: Array,
+    segment_ids: Array,
+    *,
+    sharding: ActivationSharding | None = None,
+    cache: KVCache | None = None,
+    cache_index: Array | None = None,
+) -> tuple[Array, KVCache | None]:
     """Traceable: final hidden states [B, T, D] (and the updated cache, if one is given)."""
     return build_model(config, sharding).apply(
-        {"params": params}, tokens, positions, segment_ids, cache, cache_index)
+        {"params": params}, tokens, positions, segment_ids, cache, cache_index
+    )
 
 
-def logits_from_hidden(config: ModelConfig, params: Params, hidden: Array, *,
-                       sharding: ActivationSharding | None = None) -> Array:
+def logits_from_hidden(
+    config: ModelConfig,
+    params: Params,
+    hidden: Array,
+    *,
+    sharding: ActivationSharding | None = None,
+) -> Array:
     """Traceable: float32 logits [..., V] from hidden states [..., D]."""
-    return build_model(config, sharding).apply({"params": params}, hidden,
-                                                method=CausalLM.logits)
+    return build_model(config, sharding).apply({"params": params}, hidden, method=CausalLM.logits)
 
 
 def default_positions(tokens: Array) -> Array:
@@ -137,15 +155,20 @@ def make_forward(config: ModelConfig, mesh: Mesh | None = None, rules: Rules = D
         out_shardings = batch_sharding(mesh, rules)
 
     def fn(params, tokens, positions, segment_ids):
-        hidden, _ = hidden_states(config, params, tokens, positions, segment_ids,
-                                  sharding=sharding)
+        hidden, _ = hidden_states(config, params, tokens, positions, segment_ids, sharding=sharding)
         return logits_from_hidden(config, params, hidden, sharding=sharding)
 
     return jit_on_mesh(fn, mesh, in_shardings=in_shardings, out_shardings=out_shardings)
 
 
-def validate_tokens(config: ModelConfig, tokens, positions=None, segment_ids=None,
-                    mesh: Mesh | None = None, rules: Rules = DEFAULT_RULES) -> None:
+def validate_tokens(
+    config: ModelConfig,
+    tokens,
+    positions=None,
+    segment_ids=None,
+    mesh: Mesh | None = None,
+    rules: Rules = DEFAULT_RULES,
+) -> None:
     """Raises InputError for a wrong shape/dtype, out-of-vocabulary ids or an unsplittable batch."""
     shape = np.shape(tokens)
     if len(shape) != 2:
@@ -156,8 +179,10 @@ def validate_tokens(config: ModelConfig, tokens, positions=None, segment_ids=Non
         if arr is not None and np.shape(arr) != shape:
             raise InputError(f"{name} shape {np.shape(arr)} differs from tokens shape {shape}")
     if shape[1] > config.max_position_embeddings:
-        raise InputError(f"sequence length {shape[1]} exceeds max_position_embeddings="
-                         f"{config.max_position_embeddings}")
+        raise InputError(
+            f"sequence length {shape[1]} exceeds max_position_embeddings="
+            f"{config.max_position_embeddings}"
+        )
     if not isinstance(tokens, jax.core.Tracer):
         host = np.asarray(tokens)
         bad = (host < 0) | (host >= config.vocab_size)
@@ -165,16 +190,26 @@ def validate_tokens(config: ModelConfig, tokens, positions=None, segment_ids=Non
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             raise InputError(
                 f"token id {int(host[where])} at (batch, position) {where} is outside the "
-                f"vocabulary [0, {config.vocab_size})")
+                f"vocabulary [0, {config.vocab_size})"
+            )
     if mesh is not None:
         splits = batch_split_count(mesh, rules)
         if shape[0] % splits:
-            raise InputError(f"batch size {shape[0]} is not divisible by {splits}, the number of "
-                             f"batch shards of mesh {dict(mesh.shape)}")
+            raise InputError(
+                f"batch size {shape[0]} is not divisible by {splits}, the number of "
+                f"batch shards of mesh {dict(mesh.shape)}"
+            )
 
 
-def forward(config: ModelConfig, params: Params, tokens, *, positions=None,
-            segment_ids=None, rules: Rules = DEFAULT_RULES) -> Array:
+def forward(
+    config: ModelConfig,
+    params: Params,
+    tokens,
+    *,
+    positions=None,
+    segment_ids=None,
+    rules: Rules = DEFAULT_RULES,
+) -> Array:
     """float32 logits [B, T, V] for int32 tokens [B, T].
 
     Args:
@@ -189,7 +224,10 @@ def forward(config: ModelConfig, params: Params, tokens, *, positions=None,
     mesh = mesh_of(params)
     validate_tokens(config, tokens, positions, segment_ids, mesh, rules)
     tokens = jnp.asarray(tokens, jnp.int32)
-    positions = default_positions(tokens) if positions is None else jnp.asarray(positions, jnp.int32)
-    segment_ids = (jnp.ones_like(tokens) if segment_ids is None
-                   else jnp.asarray(segment_ids, jnp.int32))
+    positions = (
+        default_positions(tokens) if positions is None else jnp.asarray(positions, jnp.int32)
+    )
+    segment_ids = (
+        jnp.ones_like(tokens) if segment_ids is None else jnp.asarray(segment_ids, jnp.int32)
+    )
     return make_forward(config, mesh, rules)(params, tokens, positions, segment_ids)

@@ -8,7 +8,8 @@ carry (`rope_theta`, `rope_scaling`) and the current one (`rope_parameters`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 
@@ -103,8 +104,16 @@ class ModelConfig:
                 f"architecture={self.architecture!r} is not supported; "
                 f"supported: {sorted(ARCHITECTURES)}"
             )
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
-                     "num_kv_heads", "head_dim", "max_position_embeddings"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "head_dim",
+            "max_position_embeddings",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
@@ -131,18 +140,19 @@ class ModelConfig:
     def params_dtype(self):
         return DTYPES[self.param_dtype]
 
-    def replace(self, **changes) -> "ModelConfig":
+    def replace(self, **changes) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
     # -- Hugging Face interchange -------------------------------------------------------------
 
     @classmethod
-    def from_hf_dict(cls, hf: Mapping[str, Any], *, source: str = "config.json") -> "ModelConfig":
+    def from_hf_dict(cls, hf: Mapping[str, Any], *, source: str = "config.json") -> ModelConfig:
         """Builds a config from a Hugging Face `config.json` dictionary (transformers 4 or 5)."""
         model_type = hf.get("model_type")
         if model_type not in ARCHITECTURES:
-            supported = ", ".join(f"{name} ({flags['hf_class']})"
-                                  for name, flags in sorted(ARCHITECTURES.items()))
+            supported = ", ".join(
+                f"{name} ({flags['hf_class']})" for name, flags in sorted(ARCHITECTURES.items())
+            )
             raise ConfigError(
                 f"{source}: model_type={model_type!r} (architectures={hf.get('architectures')}) "
                 f"is not supported; supported model types: {supported}"
@@ -152,9 +162,16 @@ class ModelConfig:
         if hf.get("mlp_bias"):
             raise ConfigError(f"{source}: mlp_bias=true is not supported")
         if hf.get("hidden_act", "silu") != "silu":
-            raise ConfigError(f"{source}: hidden_act={hf['hidden_act']!r}; only 'silu' is supported")
-        for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                    "num_attention_heads"):
+            raise ConfigError(
+                f"{source}: hidden_act={hf['hidden_act']!r}; only 'silu' is supported"
+            )
+        for key in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+        ):
             if key not in hf:
                 raise ConfigError(f"{source}: required field {key!r} is missing")
 
@@ -196,18 +213,23 @@ class ModelConfig:
         """
         flags = ARCHITECTURES[self.architecture]
         if self.architecture == "qwen2" and not self.qkv_bias:
-            raise ConfigError("qwen2 checkpoints always carry q/k/v biases; qkv_bias=False "
-                              "cannot be expressed in a Qwen2 config.json")
+            raise ConfigError(
+                "qwen2 checkpoints always carry q/k/v biases; qkv_bias=False "
+                "cannot be expressed in a Qwen2 config.json"
+            )
         rope_scaling = None
         if self.rope_scaling is not None:
-            rope_scaling = {"rope_type": self.rope_scaling.rope_type,
-                            "factor": self.rope_scaling.factor}
+            rope_scaling = {
+                "rope_type": self.rope_scaling.rope_type,
+                "factor": self.rope_scaling.factor,
+            }
             if self.rope_scaling.rope_type == "llama3":
                 rope_scaling.update(
                     low_freq_factor=self.rope_scaling.low_freq_factor,
                     high_freq_factor=self.rope_scaling.high_freq_factor,
                     original_max_position_embeddings=(
-                        self.rope_scaling.original_max_position_embeddings),
+                        self.rope_scaling.original_max_position_embeddings
+                    ),
                 )
         hf = {
             "architectures": [flags["hf_class"]],
@@ -227,8 +249,11 @@ class ModelConfig:
             "tie_word_embeddings": self.tie_word_embeddings,
             "torch_dtype": self.param_dtype,
             "bos_token_id": self.bos_token_id,
-            "eos_token_id": (list(self.eos_token_ids) if len(self.eos_token_ids) > 1
-                             else (self.eos_token_ids[0] if self.eos_token_ids else None)),
+            "eos_token_id": (
+                list(self.eos_token_ids)
+                if len(self.eos_token_ids) > 1
+                else (self.eos_token_ids[0] if self.eos_token_ids else None)
+            ),
             "pad_token_id": self.pad_token_id,
             "use_cache": True,
         }
@@ -236,8 +261,10 @@ class ModelConfig:
             hf["attention_bias"] = self.qkv_bias
         if self.architecture == "llama":
             if self.qkv_bias != self.o_bias:
-                raise ConfigError("llama's attention_bias covers q/k/v and o together; "
-                                  f"got qkv_bias={self.qkv_bias}, o_bias={self.o_bias}")
+                raise ConfigError(
+                    "llama's attention_bias covers q/k/v and o together; "
+                    f"got qkv_bias={self.qkv_bias}, o_bias={self.o_bias}"
+                )
             hf["mlp_bias"] = False
         else:
             hf["use_sliding_window"] = False
@@ -257,8 +284,9 @@ def _read_rope(hf: Mapping[str, Any], source: str) -> tuple[float, RopeScaling |
     if rope_type == "default":
         return theta, None
     if rope_type not in ROPE_TYPES:
-        raise ConfigError(f"{source}: rope type {rope_type!r} is not supported; "
-                          f"supported: {list(ROPE_TYPES)}")
+        raise ConfigError(
+            f"{source}: rope type {rope_type!r} is not supported; supported: {list(ROPE_TYPES)}"
+        )
     try:
         if rope_type == "linear":
             return theta, RopeScaling("linear", float(scaling["factor"]))

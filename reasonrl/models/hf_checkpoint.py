@@ -23,8 +23,8 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -122,8 +122,15 @@ def tensor_specs(config: ModelConfig) -> list[TensorSpec]:
         path = tuple(k.key for k in key_path)
         if path[0] == "layers":
             hf_name, layout = _LAYER_TENSORS[path[1:]]
-            specs.append(TensorSpec(path, f"model.layers.{{layer}}.{hf_name}", layout,
-                                    tuple(leaf.shape[1:]), config.num_layers))
+            specs.append(
+                TensorSpec(
+                    path,
+                    f"model.layers.{{layer}}.{hf_name}",
+                    layout,
+                    tuple(leaf.shape[1:]),
+                    config.num_layers,
+                )
+            )
         else:
             hf_name, layout = _GLOBAL_TENSORS[path]
             specs.append(TensorSpec(path, hf_name, layout, tuple(leaf.shape), None))
@@ -137,7 +144,8 @@ def read_hf_config(path: str | os.PathLike, *, dtype=jnp.float32) -> ModelConfig
         raise FileNotFoundError(f"checkpoint directory {path} does not exist")
     if not config_path.is_file():
         raise FileNotFoundError(
-            f"{config_path} not found: a Hugging Face checkpoint directory needs config.json")
+            f"{config_path} not found: a Hugging Face checkpoint directory needs config.json"
+        )
     config = ModelConfig.from_hf_dict(_read_json(config_path), source=str(config_path))
     return config.replace(param_dtype=jnp.dtype(dtype).name)
 
@@ -155,8 +163,9 @@ def _safe_open(file: Path):
     try:
         return safe_open(file, framework="np")
     except SafetensorError as error:
-        raise CheckpointError(f"{file}: not a readable safetensors file ({error}); is it "
-                              f"truncated or corrupt?") from None
+        raise CheckpointError(
+            f"{file}: not a readable safetensors file ({error}); is it truncated or corrupt?"
+        ) from None
 
 
 def _weight_files(path: Path) -> dict[str, Path]:
@@ -171,8 +180,10 @@ def _weight_files(path: Path) -> dict[str, Path]:
     single = path / SINGLE_FILE
     files = [single] if single.is_file() else sorted(path.glob("*.safetensors"))
     if not files:
-        raise FileNotFoundError(f"no *.safetensors files in {path} (pytorch .bin checkpoints "
-                                f"are not read: convert them with transformers first)")
+        raise FileNotFoundError(
+            f"no *.safetensors files in {path} (pytorch .bin checkpoints "
+            f"are not read: convert them with transformers first)"
+        )
     names = {}
     for file in files:
         with _safe_open(file) as handle:
@@ -186,8 +197,9 @@ def _open_all(files: set[Path]) -> Iterator[dict[Path, object]]:
         yield {f: stack.enter_context(_safe_open(f)) for f in sorted(files)}
 
 
-def _check_tensors(specs: list[TensorSpec], locations: dict[str, Path], handles,
-                   config: ModelConfig, path: Path) -> None:
+def _check_tensors(
+    specs: list[TensorSpec], locations: dict[str, Path], handles, config: ModelConfig, path: Path
+) -> None:
     """Every needed tensor exists with the right shape; warns about tensors nobody reads."""
     needed = set()
     for spec in specs:
@@ -196,22 +208,34 @@ def _check_tensors(specs: list[TensorSpec], locations: dict[str, Path], handles,
             if name not in locations:
                 raise CheckpointError(
                     f"{path}: tensor {name!r} is missing (needed for {'/'.join(spec.path)}; "
-                    f"config {config.architecture}, {config.num_layers} layers)")
+                    f"config {config.architecture}, {config.num_layers} layers)"
+                )
             found = tuple(handles[locations[name]].get_slice(name).get_shape())
             if found != spec.hf_shape:
                 raise CheckpointError(
                     f"{locations[name]}: tensor {name!r} has shape {found}, expected "
-                    f"{spec.hf_shape} from {CONFIG_FILE}")
-    unused = sorted(n for n in locations if n not in needed
-                    and not n.endswith(_IGNORED_SUFFIXES)
-                    and not (n == "lm_head.weight" and config.tie_word_embeddings))
+                    f"{spec.hf_shape} from {CONFIG_FILE}"
+                )
+    unused = sorted(
+        n
+        for n in locations
+        if n not in needed
+        and not n.endswith(_IGNORED_SUFFIXES)
+        and not (n == "lm_head.weight" and config.tie_word_embeddings)
+    )
     if unused:
-        logging.warning("%s: %d tensors are not used by the model, e.g. %s", path, len(unused),
-                        unused[:5])
+        logging.warning(
+            "%s: %d tensors are not used by the model, e.g. %s", path, len(unused), unused[:5]
+        )
 
 
-def load_hf_checkpoint(path: str | os.PathLike, *, mesh: Mesh | None = None, dtype=jnp.float32,
-                       rules: Rules = DEFAULT_RULES) -> tuple[ModelConfig, Params]:
+def load_hf_checkpoint(
+    path: str | os.PathLike,
+    *,
+    mesh: Mesh | None = None,
+    dtype=jnp.float32,
+    rules: Rules = DEFAULT_RULES,
+) -> tuple[ModelConfig, Params]:
     """Reads a Hugging Face checkpoint directory into (config, params).
 
     Args:
@@ -286,8 +310,10 @@ def _check_finite(array: np.ndarray, name: str, file: Path) -> None:
         return
     bad = ~np.isfinite(array)
     first = tuple(int(i) for i in np.unravel_index(np.argmax(bad), array.shape))
-    raise CheckpointError(f"{file}: tensor {name!r} holds {int(bad.sum())} non-finite values "
-                          f"(NaN or inf), the first at index {first}")
+    raise CheckpointError(
+        f"{file}: tensor {name!r} holds {int(bad.sum())} non-finite values "
+        f"(NaN or inf), the first at index {first}"
+    )
 
 
 def _to_host(x: jax.Array) -> np.ndarray:
@@ -296,8 +322,14 @@ def _to_host(x: jax.Array) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
-def save_hf_checkpoint(config: ModelConfig, params: Params, path: str | os.PathLike, *,
-                       dtype=None, max_shard_bytes: int = 4 * 2**30) -> Path:
+def save_hf_checkpoint(
+    config: ModelConfig,
+    params: Params,
+    path: str | os.PathLike,
+    *,
+    dtype=None,
+    max_shard_bytes: int = 4 * 2**30,
+) -> Path:
     """Writes `params` as a Hugging Face checkpoint directory at `path`; returns the path.
 
     Args:
@@ -310,8 +342,9 @@ def save_hf_checkpoint(config: ModelConfig, params: Params, path: str | os.PathL
     specs = tensor_specs(config)
     flat = jax.tree.leaves(params)
     if len(flat) != len(specs):
-        raise CheckpointError(f"params have {len(flat)} arrays, config {config.architecture} "
-                              f"expects {len(specs)}")
+        raise CheckpointError(
+            f"params have {len(flat)} arrays, config {config.architecture} expects {len(specs)}"
+        )
     tensors: dict[str, np.ndarray] = {}
     for spec, value in zip(specs, flat):
         host = _to_host(value)
@@ -353,8 +386,10 @@ def _write_shards(tensors: dict[str, np.ndarray], directory: Path, max_shard_byt
         file = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
         save_file(shard, str(directory / file), metadata=metadata)
         weight_map.update({name: file for name in shard})
-    index = {"metadata": {"total_size": sum(a.nbytes for a in tensors.values())},
-             "weight_map": weight_map}
+    index = {
+        "metadata": {"total_size": sum(a.nbytes for a in tensors.values())},
+        "weight_map": weight_map,
+    }
     (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -69,8 +70,9 @@ class RMSNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        scale = logical_param(self, "scale", nn.initializers.ones, (x.shape[-1],),
-                              (self.axis_name,), self.param_dtype)
+        scale = logical_param(
+            self, "scale", nn.initializers.ones, (x.shape[-1],), (self.axis_name,), self.param_dtype
+        )
         x32 = x.astype(jnp.float32)
         normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
         return scale.astype(self.dtype) * normed.astype(self.dtype)
@@ -92,7 +94,8 @@ def rope_inverse_frequencies(config: ModelConfig) -> np.ndarray:
     wavelen = 2 * math.pi / inv_freq
     scaled = np.where(wavelen > low_freq_wavelen, inv_freq / scaling.factor, inv_freq)
     smooth = (old_len / wavelen - scaling.low_freq_factor) / (
-        scaling.high_freq_factor - scaling.low_freq_factor)
+        scaling.high_freq_factor - scaling.low_freq_factor
+    )
     smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled
     is_medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
     return np.where(is_medium, smoothed, scaled).astype(np.float32)
@@ -145,18 +148,31 @@ class Attention(nn.Module):
 
     def _project(self, name: str, x: Array, heads: int, heads_axis: str, bias: bool) -> Array:
         cfg = self.config
-        kernel = logical_param(self, f"{name}_kernel", _init(), (cfg.hidden_size, heads, cfg.head_dim),
-                               ("embed", heads_axis, "head_dim"), cfg.params_dtype)
+        kernel = logical_param(
+            self,
+            f"{name}_kernel",
+            _init(),
+            (cfg.hidden_size, heads, cfg.head_dim),
+            ("embed", heads_axis, "head_dim"),
+            cfg.params_dtype,
+        )
         y = jnp.einsum("btd,dnh->btnh", x, kernel.astype(cfg.compute_dtype))
         if bias:
-            b = logical_param(self, f"{name}_bias", nn.initializers.zeros, (heads, cfg.head_dim),
-                              (heads_axis, "head_dim"), cfg.params_dtype)
+            b = logical_param(
+                self,
+                f"{name}_bias",
+                nn.initializers.zeros,
+                (heads, cfg.head_dim),
+                (heads_axis, "head_dim"),
+                cfg.params_dtype,
+            )
             y = y + b.astype(cfg.compute_dtype)
         return y
 
     @nn.compact
-    def __call__(self, x: Array, ctx: AttentionContext,
-                 cache: LayerCache | None = None) -> tuple[Array, LayerCache]:
+    def __call__(
+        self, x: Array, ctx: AttentionContext, cache: LayerCache | None = None
+    ) -> tuple[Array, LayerCache]:
         """x [B, T, D] -> ([B, T, D], this block's keys and values [B, K, T, Dh]).
 
         With `cache` (read only) the block also attends to every filled cache slot.
@@ -167,8 +183,12 @@ class Attention(nn.Module):
         k = self._project("k", x, cfg.num_kv_heads, "kv_heads", cfg.qkv_bias)
         v = self._project("v", x, cfg.num_kv_heads, "kv_heads", cfg.qkv_bias)
         if cfg.qk_norm:
-            norm = dict(eps=cfg.rms_norm_eps, dtype=dtype, param_dtype=cfg.params_dtype,
-                        axis_name="head_dim")
+            norm = dict(
+                eps=cfg.rms_norm_eps,
+                dtype=dtype,
+                param_dtype=cfg.params_dtype,
+                axis_name="head_dim",
+            )
             q = RMSNorm(**norm, name="q_norm")(q)
             k = RMSNorm(**norm, name="k_norm")(k)
         inv_freq = rope_inverse_frequencies(cfg)
@@ -180,7 +200,9 @@ class Attention(nn.Module):
         groups = cfg.num_heads // cfg.num_kv_heads
         # Heads-first layouts ([B, K, G, T, Dh] x [B, K, S, Dh]) keep the einsums plain batched
         # matmuls; XLA:CPU runs them ~2.5x faster than the equivalent [B, T, ...] forms.
-        q = q.reshape(batch, length, cfg.num_kv_heads, groups, cfg.head_dim).transpose(0, 2, 3, 1, 4)
+        q = q.reshape(batch, length, cfg.num_kv_heads, groups, cfg.head_dim).transpose(
+            0, 2, 3, 1, 4
+        )
         k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, T, Dh]
         scale = 1.0 / math.sqrt(cfg.head_dim)
 
@@ -191,28 +213,47 @@ class Attention(nn.Module):
         # The block attends to itself and, with a cache, to the cache as it was before this
         # block: one softmax over both, so the cache is only read here (the caller writes the
         # new keys/values once for all layers).
-        block_scores = scores(k, attention_mask(ctx.positions, ctx.segment_ids, ctx.positions,
-                                                ctx.segment_ids))
+        block_scores = scores(
+            k, attention_mask(ctx.positions, ctx.segment_ids, ctx.positions, ctx.segment_ids)
+        )
         if cache is None:
             probs = jax.nn.softmax(block_scores, axis=-1).astype(dtype)
             out = jnp.einsum("bkgts,bksh->bkgth", probs, v)
         else:
-            cached_scores = scores(cache.keys.astype(dtype), attention_mask(
-                ctx.positions, ctx.segment_ids, ctx.cache_positions, ctx.cache_segment_ids))
+            cached_scores = scores(
+                cache.keys.astype(dtype),
+                attention_mask(
+                    ctx.positions, ctx.segment_ids, ctx.cache_positions, ctx.cache_segment_ids
+                ),
+            )
             slots = cached_scores.shape[-1]
-            probs = jax.nn.softmax(jnp.concatenate([cached_scores, block_scores], axis=-1),
-                                   axis=-1).astype(dtype)
-            out = (jnp.einsum("bkgts,bksh->bkgth", probs[..., :slots], cache.values.astype(dtype))
-                   + jnp.einsum("bkgts,bksh->bkgth", probs[..., slots:], v))
+            probs = jax.nn.softmax(
+                jnp.concatenate([cached_scores, block_scores], axis=-1), axis=-1
+            ).astype(dtype)
+            out = jnp.einsum(
+                "bkgts,bksh->bkgth", probs[..., :slots], cache.values.astype(dtype)
+            ) + jnp.einsum("bkgts,bksh->bkgth", probs[..., slots:], v)
         out = out.transpose(0, 3, 1, 2, 4).reshape(batch, length, cfg.num_heads, cfg.head_dim)
         new_kv = LayerCache(k, v)
 
-        o_kernel = logical_param(self, "o_kernel", _init(), (cfg.num_heads, cfg.head_dim, cfg.hidden_size),
-                                 ("q_heads", "head_dim", "embed"), cfg.params_dtype)
+        o_kernel = logical_param(
+            self,
+            "o_kernel",
+            _init(),
+            (cfg.num_heads, cfg.head_dim, cfg.hidden_size),
+            ("q_heads", "head_dim", "embed"),
+            cfg.params_dtype,
+        )
         y = jnp.einsum("btnh,nhd->btd", out, o_kernel.astype(dtype))
         if cfg.o_bias:
-            y = y + logical_param(self, "o_bias", nn.initializers.zeros, (cfg.hidden_size,),
-                                  ("embed",), cfg.params_dtype).astype(dtype)
+            y = y + logical_param(
+                self,
+                "o_bias",
+                nn.initializers.zeros,
+                (cfg.hidden_size,),
+                ("embed",),
+                cfg.params_dtype,
+            ).astype(dtype)
         return y, new_kv
 
 
@@ -226,14 +267,22 @@ class MLP(nn.Module):
     def __call__(self, x: Array) -> Array:
         cfg = self.config
         dtype = cfg.compute_dtype
-        shape_in, shape_out = (cfg.hidden_size, cfg.intermediate_size), (cfg.intermediate_size, cfg.hidden_size)
-        gate = logical_param(self, "gate_kernel", _init(), shape_in, ("embed", "mlp"), cfg.params_dtype)
+        shape_in, shape_out = (
+            (cfg.hidden_size, cfg.intermediate_size),
+            (cfg.intermediate_size, cfg.hidden_size),
+        )
+        gate = logical_param(
+            self, "gate_kernel", _init(), shape_in, ("embed", "mlp"), cfg.params_dtype
+        )
         up = logical_param(self, "up_kernel", _init(), shape_in, ("embed", "mlp"), cfg.params_dtype)
-        down = logical_param(self, "down_kernel", _init(), shape_out, ("mlp", "embed"), cfg.params_dtype)
+        down = logical_param(
+            self, "down_kernel", _init(), shape_out, ("mlp", "embed"), cfg.params_dtype
+        )
         # 2-D matmuls: XLA:CPU runs [B*T, D] x [D, F] (and its transposes) far faster than a
         # dot with two batch-like dims; on accelerators the reshape is free.
         flat = x.reshape(-1, x.shape[-1])
         hidden = nn.silu(flat @ gate.astype(dtype)) * (flat @ up.astype(dtype))
-        hidden = constrain(self.sharding, hidden.reshape(*x.shape[:-1], -1),
-                           ("batch", "length", "mlp"))
+        hidden = constrain(
+            self.sharding, hidden.reshape(*x.shape[:-1], -1), ("batch", "length", "mlp")
+        )
         return (hidden.reshape(flat.shape[0], -1) @ down.astype(dtype)).reshape(x.shape)

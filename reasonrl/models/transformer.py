@@ -15,8 +15,16 @@ import jax
 import jax.numpy as jnp
 
 from reasonrl.models.config import ModelConfig
-from reasonrl.models.layers import (MLP, ActivationSharding, Attention, AttentionContext,
-                                    LayerCache, RMSNorm, _init, constrain)
+from reasonrl.models.layers import (
+    MLP,
+    ActivationSharding,
+    Attention,
+    AttentionContext,
+    LayerCache,
+    RMSNorm,
+    _init,
+    constrain,
+)
 
 Array = jax.Array
 
@@ -36,7 +44,7 @@ class KVCache(NamedTuple):
     segment_ids: Array
 
     @classmethod
-    def empty(cls, config: ModelConfig, batch_size: int, max_length: int) -> "KVCache":
+    def empty(cls, config: ModelConfig, batch_size: int, max_length: int) -> KVCache:
         shape = (config.num_layers, batch_size, config.num_kv_heads, max_length, config.head_dim)
         zeros = jnp.zeros(shape, config.compute_dtype)
         slots = jnp.zeros((batch_size, max_length), jnp.int32)
@@ -50,15 +58,19 @@ class DecoderBlock(nn.Module):
     sharding: ActivationSharding | None = None
 
     @nn.compact
-    def __call__(self, x: Array, ctx: AttentionContext,
-                 cache: LayerCache | None) -> tuple[Array, LayerCache | None]:
+    def __call__(
+        self, x: Array, ctx: AttentionContext, cache: LayerCache | None
+    ) -> tuple[Array, LayerCache | None]:
         """x [B, T, D] -> (x, this block's new keys/values if a cache is in use, else None)."""
         cfg = self.config
         norm = dict(eps=cfg.rms_norm_eps, dtype=cfg.compute_dtype, param_dtype=cfg.params_dtype)
         attn_out, new_kv = Attention(cfg, self.sharding, name="attn")(
-            RMSNorm(**norm, name="input_norm")(x), ctx, cache)
+            RMSNorm(**norm, name="input_norm")(x), ctx, cache
+        )
         x = constrain(self.sharding, x + attn_out, ("batch", "length", "activation_embed"))
-        mlp_out = MLP(cfg, self.sharding, name="mlp")(RMSNorm(**norm, name="post_attention_norm")(x))
+        mlp_out = MLP(cfg, self.sharding, name="mlp")(
+            RMSNorm(**norm, name="post_attention_norm")(x)
+        )
         x = constrain(self.sharding, x + mlp_out, ("batch", "length", "activation_embed"))
         return x, (None if cache is None else new_kv)
 
@@ -77,8 +89,9 @@ class CausalLM(nn.Module):
         cfg = self.config
         block = DecoderBlock
         if cfg.remat:
-            block = nn.remat(block, prevent_cse=False,
-                             policy=jax.checkpoint_policies.nothing_saveable)
+            block = nn.remat(
+                block, prevent_cse=False, policy=jax.checkpoint_policies.nothing_saveable
+            )
         self.layers = nn.scan(
             block,
             variable_axes={"params": 0},
@@ -88,18 +101,30 @@ class CausalLM(nn.Module):
             metadata_params={nn.PARTITION_NAME: "layers"},
         )(cfg, self.sharding, name="layers")
         self.embedding = self.param(
-            "embedding", nn.with_logical_partitioning(_init(), ("vocab", "embed")),
-            (cfg.vocab_size, cfg.hidden_size), cfg.params_dtype)
-        self.final_norm = RMSNorm(cfg.rms_norm_eps, cfg.compute_dtype, cfg.params_dtype,
-                                  name="final_norm")
+            "embedding",
+            nn.with_logical_partitioning(_init(), ("vocab", "embed")),
+            (cfg.vocab_size, cfg.hidden_size),
+            cfg.params_dtype,
+        )
+        self.final_norm = RMSNorm(
+            cfg.rms_norm_eps, cfg.compute_dtype, cfg.params_dtype, name="final_norm"
+        )
         if not cfg.tie_word_embeddings:
             self.lm_head = self.param(
-                "lm_head", nn.with_logical_partitioning(_init(), ("embed", "vocab")),
-                (cfg.hidden_size, cfg.vocab_size), cfg.params_dtype)
+                "lm_head",
+                nn.with_logical_partitioning(_init(), ("embed", "vocab")),
+                (cfg.hidden_size, cfg.vocab_size),
+                cfg.params_dtype,
+            )
 
-    def __call__(self, tokens: Array, positions: Array, segment_ids: Array,
-                 cache: KVCache | None = None,
-                 cache_index: Array | None = None) -> tuple[Array, KVCache | None]:
+    def __call__(
+        self,
+        tokens: Array,
+        positions: Array,
+        segment_ids: Array,
+        cache: KVCache | None = None,
+        cache_index: Array | None = None,
+    ) -> tuple[Array, KVCache | None]:
         """Final hidden states.
 
         Args:
@@ -120,20 +145,28 @@ class CausalLM(nn.Module):
             x, _ = self.layers(x, AttentionContext(positions, segment_ids), None)
             return self.final_norm(x), None
         ctx = AttentionContext(positions, segment_ids, cache.positions, cache.segment_ids)
-        x, new_kv = self.layers(x, ctx, LayerCache(cache.keys, cache.values))  # each [L, B, K, T, Dh]
+        x, new_kv = self.layers(
+            x, ctx, LayerCache(cache.keys, cache.values)
+        )  # each [L, B, K, T, Dh]
         write = functools.partial(jax.lax.dynamic_update_slice_in_dim, start_index=cache_index)
-        cache = KVCache(write(cache.keys, new_kv.keys.astype(cache.keys.dtype), axis=3),
-                        write(cache.values, new_kv.values.astype(cache.values.dtype), axis=3),
-                        write(cache.positions, positions, axis=1),
-                        write(cache.segment_ids, segment_ids, axis=1))
+        cache = KVCache(
+            write(cache.keys, new_kv.keys.astype(cache.keys.dtype), axis=3),
+            write(cache.values, new_kv.values.astype(cache.values.dtype), axis=3),
+            write(cache.positions, positions, axis=1),
+            write(cache.segment_ids, segment_ids, axis=1),
+        )
         return self.final_norm(x), cache
 
     def logits(self, hidden: Array) -> Array:
         """hidden [..., D] -> float32 logits [..., V]."""
         cfg = self.config
         kernel = self.embedding.T if cfg.tie_word_embeddings else self.lm_head
-        logits = jnp.einsum("...d,dv->...v", hidden, kernel.astype(cfg.compute_dtype),
-                            preferred_element_type=jnp.float32)
+        logits = jnp.einsum(
+            "...d,dv->...v",
+            hidden,
+            kernel.astype(cfg.compute_dtype),
+            preferred_element_type=jnp.float32,
+        )
         if logits.ndim == 3:
             logits = constrain(self.sharding, logits, ("batch", "length", "vocab"))
         return logits

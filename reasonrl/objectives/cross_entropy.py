@@ -13,17 +13,28 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from reasonrl.objectives.logprobs import token_statistics
-from reasonrl.objectives.registry import (ModelContext, check_chunk_size, check_option,
-                                          register_objective)
 from reasonrl.objectives.metrics import Mean
+from reasonrl.objectives.registry import (
+    ModelContext,
+    check_chunk_size,
+    check_option,
+    register_objective,
+)
 
 
-def _cross_entropy(params, batch, *, model: ModelContext, z_loss_coef: float, chunk_size: int,
-                   report_entropy: bool):
+def _cross_entropy(
+    params, batch, *, model: ModelContext, z_loss_coef: float, chunk_size: int, report_entropy: bool
+):
     hidden = model.hidden(params, batch)
-    stats = token_statistics(model.config, params, hidden, batch["targets"],
-                             chunk_size=chunk_size, entropy=report_entropy,
-                             sharding=model.sharding)
+    stats = token_statistics(
+        model.config,
+        params,
+        hidden,
+        batch["targets"],
+        chunk_size=chunk_size,
+        entropy=report_entropy,
+        sharding=model.sharding,
+    )
     mask = batch["loss_mask"].astype(jnp.float32)
     tokens = jnp.sum(mask)
     nll_sum = -jnp.sum(stats.logprobs * mask)
@@ -41,26 +52,41 @@ def _cross_entropy(params, batch, *, model: ModelContext, z_loss_coef: float, ch
 
 
 def _validate_next_token(config) -> None:
-    check_option(float(config.z_loss_coef) >= 0, "z_loss_coef",
-                 f"must be >= 0, got {config.z_loss_coef}")
+    check_option(
+        float(config.z_loss_coef) >= 0, "z_loss_coef", f"must be >= 0, got {config.z_loss_coef}"
+    )
     check_chunk_size(config)
 
 
-@register_objective("next_token", validate=_validate_next_token, z_loss_coef=0.0,
-                    logits_chunk_size=1024, report_entropy=False)
+@register_objective(
+    "next_token",
+    validate=_validate_next_token,
+    z_loss_coef=0.0,
+    logits_chunk_size=1024,
+    report_entropy=False,
+)
 def next_token_loss(params, batch, rng, *, model: ModelContext, config):
     """Pretraining loss with optional z-loss (`config.z_loss_coef`)."""
     del rng
-    return _cross_entropy(params, batch, model=model, z_loss_coef=float(config.z_loss_coef),
-                          chunk_size=int(config.logits_chunk_size),
-                          report_entropy=bool(config.report_entropy))
+    return _cross_entropy(
+        params,
+        batch,
+        model=model,
+        z_loss_coef=float(config.z_loss_coef),
+        chunk_size=int(config.logits_chunk_size),
+        report_entropy=bool(config.report_entropy),
+    )
 
 
-@register_objective("sft", validate=check_chunk_size, logits_chunk_size=1024,
-                    report_entropy=False)
+@register_objective("sft", validate=check_chunk_size, logits_chunk_size=1024, report_entropy=False)
 def sft_loss(params, batch, rng, *, model: ModelContext, config):
     """Supervised fine-tuning: cross-entropy on response tokens (the pipeline's loss_mask)."""
     del rng
-    return _cross_entropy(params, batch, model=model, z_loss_coef=0.0,
-                          chunk_size=int(config.logits_chunk_size),
-                          report_entropy=bool(config.report_entropy))
+    return _cross_entropy(
+        params,
+        batch,
+        model=model,
+        z_loss_coef=0.0,
+        chunk_size=int(config.logits_chunk_size),
+        report_entropy=bool(config.report_entropy),
+    )

@@ -30,8 +30,13 @@ import jax.numpy as jnp
 
 from reasonrl.objectives.logprobs import token_statistics
 from reasonrl.objectives.pairwise import bradley_terry_terms
-from reasonrl.objectives.registry import (ModelContext, ReferenceHook, check_chunk_size,
-                                          check_option, register_objective)
+from reasonrl.objectives.registry import (
+    ModelContext,
+    ReferenceHook,
+    check_chunk_size,
+    check_option,
+    register_objective,
+)
 
 PAIR_SIDES = ("chosen", "rejected")
 SEQUENCE_FIELDS = ("tokens", "targets", "positions", "segment_ids", "loss_mask")
@@ -48,33 +53,48 @@ def stacked_pair(batch: dict, fields=SEQUENCE_FIELDS) -> dict:
     return {field: jnp.concatenate([s[field] for s in sides], axis=0) for field in fields}
 
 
-def sequence_logprobs(model: ModelContext, params, batch: dict, *, chunk_size: int = 1024,
-                      temperature: float = 1.0) -> jax.Array:
+def sequence_logprobs(
+    model: ModelContext, params, batch: dict, *, chunk_size: int = 1024, temperature: float = 1.0
+) -> jax.Array:
     """Σ_t loss_mask · log p(targets) per row, float32 [B], for a plain sequence batch."""
     hidden = model.hidden(params, batch)
-    stats = token_statistics(model.config, params, hidden, batch["targets"],
-                             chunk_size=chunk_size, temperature=temperature,
-                             sharding=model.sharding)
+    stats = token_statistics(
+        model.config,
+        params,
+        hidden,
+        batch["targets"],
+        chunk_size=chunk_size,
+        temperature=temperature,
+        sharding=model.sharding,
+    )
     return jnp.sum(stats.logprobs * batch["loss_mask"].astype(jnp.float32), axis=1)
 
 
-def pair_logprobs(model: ModelContext, params, batch: dict, *, chunk_size: int = 1024
-                  ) -> tuple[jax.Array, jax.Array]:
+def pair_logprobs(
+    model: ModelContext, params, batch: dict, *, chunk_size: int = 1024
+) -> tuple[jax.Array, jax.Array]:
     """(chosen, rejected) sequence log-probs, each [B], from one [2B, T] forward pass."""
     both = sequence_logprobs(model, params, stacked_pair(batch), chunk_size=chunk_size)
     return jnp.split(both, 2)
 
 
-def reference_logprobs(model: ModelContext, ref_params, batch: dict, *,
-                       chunk_size: int = 1024) -> dict:
+def reference_logprobs(
+    model: ModelContext, ref_params, batch: dict, *, chunk_size: int = 1024
+) -> dict:
     """The batch fields `ref_chosen_logps` / `ref_rejected_logps` [B] under frozen params."""
     chosen, rejected = pair_logprobs(model, ref_params, batch, chunk_size=chunk_size)
     return {"ref_chosen_logps": chosen, "ref_rejected_logps": rejected}
 
 
-def dpo_terms(policy_chosen: jax.Array, policy_rejected: jax.Array, ref_chosen: jax.Array,
-              ref_rejected: jax.Array, pair_mask: jax.Array, *, beta: float
-              ) -> tuple[jax.Array, jax.Array, dict]:
+def dpo_terms(
+    policy_chosen: jax.Array,
+    policy_rejected: jax.Array,
+    ref_chosen: jax.Array,
+    ref_rejected: jax.Array,
+    pair_mask: jax.Array,
+    *,
+    beta: float,
+) -> tuple[jax.Array, jax.Array, dict]:
     """DPO on sequence log-probs (all [B]); pair_mask [B] is 1 for pairs that count.
 
     Returns (Σ_b mask·(−log σ(h_b)), Σ_b mask, metrics); rewards are β·(log π_θ − log π_ref).
@@ -96,8 +116,7 @@ def valid_pairs(batch: dict) -> jax.Array:
 
 
 def _reference_fields(ref_params, batch: dict, *, model: ModelContext, config) -> dict:
-    return reference_logprobs(model, ref_params, batch,
-                              chunk_size=int(config.logits_chunk_size))
+    return reference_logprobs(model, ref_params, batch, chunk_size=int(config.logits_chunk_size))
 
 
 def _validate(config) -> None:
@@ -105,12 +124,24 @@ def _validate(config) -> None:
     check_chunk_size(config)
 
 
-@register_objective("dpo", reference=ReferenceHook(_reference_fields), validate=_validate,
-                    beta=0.1, logits_chunk_size=1024)
+@register_objective(
+    "dpo",
+    reference=ReferenceHook(_reference_fields),
+    validate=_validate,
+    beta=0.1,
+    logits_chunk_size=1024,
+)
 def dpo_loss(params, batch, rng, *, model: ModelContext, config):
     """DPO with precomputed reference log-probs; `beta` is β (paper: 0.1)."""
     del rng
-    policy_chosen, policy_rejected = pair_logprobs(model, params, batch,
-                                                   chunk_size=int(config.logits_chunk_size))
-    return dpo_terms(policy_chosen, policy_rejected, batch["ref_chosen_logps"],
-                     batch["ref_rejected_logps"], valid_pairs(batch), beta=float(config.beta))
+    policy_chosen, policy_rejected = pair_logprobs(
+        model, params, batch, chunk_size=int(config.logits_chunk_size)
+    )
+    return dpo_terms(
+        policy_chosen,
+        policy_rejected,
+        batch["ref_chosen_logps"],
+        batch["ref_rejected_logps"],
+        valid_pairs(batch),
+        beta=float(config.beta),
+    )

@@ -27,9 +27,17 @@ class TokenStats(NamedTuple):
     argmax_match: jax.Array
 
 
-def token_statistics(config: ModelConfig, params, hidden: jax.Array, targets: jax.Array, *,
-                     chunk_size: int = 256, temperature: float = 1.0, entropy: bool = False,
-                     sharding=None) -> TokenStats:
+def token_statistics(
+    config: ModelConfig,
+    params,
+    hidden: jax.Array,
+    targets: jax.Array,
+    *,
+    chunk_size: int = 256,
+    temperature: float = 1.0,
+    entropy: bool = False,
+    sharding=None,
+) -> TokenStats:
     """log p(target) and friends for hidden [B, T, D], targets int32 [B, T].
 
     `temperature` divides the logits first (RL objectives score samples drawn at T != 1 under

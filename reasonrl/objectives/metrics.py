@@ -20,13 +20,13 @@ class Mean:
     count: jax.Array
 
     @classmethod
-    def of(cls, total, count) -> "Mean":
+    def of(cls, total, count) -> Mean:
         return cls(jnp.asarray(total, jnp.float32), jnp.asarray(count, jnp.float32))
 
-    def merge(self, other: "Mean") -> "Mean":
+    def merge(self, other: Mean) -> Mean:
         return Mean(self.total + other.total, self.count + other.count)
 
-    def empty(self) -> "Mean":
+    def empty(self) -> Mean:
         return Mean(jnp.zeros_like(self.total), jnp.zeros_like(self.count))
 
     def compute(self) -> jax.Array:
@@ -38,13 +38,13 @@ class Max:
     value: jax.Array
 
     @classmethod
-    def of(cls, value) -> "Max":
+    def of(cls, value) -> Max:
         return cls(jnp.asarray(value, jnp.float32))
 
-    def merge(self, other: "Max") -> "Max":
+    def merge(self, other: Max) -> Max:
         return Max(jnp.maximum(self.value, other.value))
 
-    def empty(self) -> "Max":
+    def empty(self) -> Max:
         return Max(jnp.full_like(self.value, -jnp.inf))
 
     def compute(self) -> jax.Array:
@@ -56,13 +56,13 @@ class Min:
     value: jax.Array
 
     @classmethod
-    def of(cls, value) -> "Min":
+    def of(cls, value) -> Min:
         return cls(jnp.asarray(value, jnp.float32))
 
-    def merge(self, other: "Min") -> "Min":
+    def merge(self, other: Min) -> Min:
         return Min(jnp.minimum(self.value, other.value))
 
-    def empty(self) -> "Min":
+    def empty(self) -> Min:
         return Min(jnp.full_like(self.value, jnp.inf))
 
     def compute(self) -> jax.Array:

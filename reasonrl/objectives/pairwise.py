@@ -12,9 +12,12 @@ import jax.numpy as jnp
 from reasonrl.objectives.metrics import Mean
 
 
-def bradley_terry_terms(chosen_rewards: jax.Array, rejected_rewards: jax.Array,
-                        pair_mask: jax.Array, margin: jax.Array | float = 0.0
-                        ) -> tuple[jax.Array, jax.Array, dict]:
+def bradley_terry_terms(
+    chosen_rewards: jax.Array,
+    rejected_rewards: jax.Array,
+    pair_mask: jax.Array,
+    margin: jax.Array | float = 0.0,
+) -> tuple[jax.Array, jax.Array, dict]:
     """Σ_b mask·(−log σ(r_w − r_l − margin)), Σ_b mask and metrics, from rewards [B]."""
     pair_mask = pair_mask.astype(jnp.float32)
     difference = chosen_rewards - rejected_rewards

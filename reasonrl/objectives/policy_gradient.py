@@ -56,15 +56,20 @@ sequence-level ratios and aggregations work per row):
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from reasonrl.objectives.logprobs import token_statistics
 from reasonrl.objectives.metrics import Max, Mean, Min
-from reasonrl.objectives.registry import (ModelContext, ReferenceHook, check_chunk_size,
-                                          check_option, register_objective)
+from reasonrl.objectives.registry import (
+    ModelContext,
+    ReferenceHook,
+    check_chunk_size,
+    check_option,
+    register_objective,
+)
 
 KlEstimator = Callable[[jax.Array, jax.Array], jax.Array]
 KL_ESTIMATORS: dict[str, KlEstimator] = {}
@@ -74,6 +79,7 @@ def _kl_estimator(name: str):
     def decorator(fn: KlEstimator) -> KlEstimator:
         KL_ESTIMATORS[name] = fn
         return fn
+
     return decorator
 
 
@@ -105,6 +111,7 @@ def _aggregation(name: str):
     def decorator(fn: Aggregation) -> Aggregation:
         LOSS_AGGREGATIONS[name] = fn
         return fn
+
     return decorator
 
 
@@ -147,6 +154,7 @@ def _importance_ratio(name: str):
     def decorator(fn: LogRatio) -> LogRatio:
         IMPORTANCE_RATIOS[name] = fn
         return fn
+
     return decorator
 
 
@@ -210,33 +218,55 @@ class PolicyGradientOptions:
     importance_ratio: str = "token"
 
     def __post_init__(self):
-        check_option(0.0 <= self.clip_eps_low < 1.0, "clip_eps_low",
-                     f"must be in [0, 1), got {self.clip_eps_low}")
-        check_option(self.clip_eps_high >= 0.0, "clip_eps_high",
-                     f"must be >= 0, got {self.clip_eps_high}")
-        check_option(self.dual_clip_c == 0.0 or self.dual_clip_c > 1.0, "dual_clip_c",
-                     f"must be > 1 (or 0 to disable), got {self.dual_clip_c}")
+        check_option(
+            0.0 <= self.clip_eps_low < 1.0,
+            "clip_eps_low",
+            f"must be in [0, 1), got {self.clip_eps_low}",
+        )
+        check_option(
+            self.clip_eps_high >= 0.0, "clip_eps_high", f"must be >= 0, got {self.clip_eps_high}"
+        )
+        check_option(
+            self.dual_clip_c == 0.0 or self.dual_clip_c > 1.0,
+            "dual_clip_c",
+            f"must be > 1 (or 0 to disable), got {self.dual_clip_c}",
+        )
         check_option(self.kl_coef >= 0.0, "kl_coef", f"must be >= 0, got {self.kl_coef}")
-        for option, registry in (("kl_estimator", KL_ESTIMATORS),
-                                 ("loss_aggregation", LOSS_AGGREGATIONS),
-                                 ("importance_ratio", IMPORTANCE_RATIOS)):
-            check_option(getattr(self, option) in registry, option,
-                         f"{getattr(self, option)!r}; choose from {sorted(registry)}")
-        check_option(self.loss_norm_length >= 0, "loss_norm_length",
-                     f"must be >= 0, got {self.loss_norm_length}")
+        for option, registry in (
+            ("kl_estimator", KL_ESTIMATORS),
+            ("loss_aggregation", LOSS_AGGREGATIONS),
+            ("importance_ratio", IMPORTANCE_RATIOS),
+        ):
+            check_option(
+                getattr(self, option) in registry,
+                option,
+                f"{getattr(self, option)!r}; choose from {sorted(registry)}",
+            )
+        check_option(
+            self.loss_norm_length >= 0,
+            "loss_norm_length",
+            f"must be >= 0, got {self.loss_norm_length}",
+        )
 
     @classmethod
-    def from_config(cls, config) -> "PolicyGradientOptions":
+    def from_config(cls, config) -> PolicyGradientOptions:
         """From the objective's config (extra keys such as temperature are ignored)."""
-        return cls(**{f.name: type(f.default)(getattr(config, f.name))
-                      for f in dataclasses.fields(cls)})
+        return cls(
+            **{f.name: type(f.default)(getattr(config, f.name)) for f in dataclasses.fields(cls)}
+        )
 
 
-def policy_gradient_terms(logprobs: jax.Array, old_logprobs: jax.Array, advantages: jax.Array,
-                          loss_mask: jax.Array, options: PolicyGradientOptions, *,
-                          ref_logprobs: jax.Array | None = None,
-                          sampler_logprobs: jax.Array | None = None,
-                          entropy: jax.Array | None = None) -> tuple[jax.Array, jax.Array, dict]:
+def policy_gradient_terms(
+    logprobs: jax.Array,
+    old_logprobs: jax.Array,
+    advantages: jax.Array,
+    loss_mask: jax.Array,
+    options: PolicyGradientOptions,
+    *,
+    ref_logprobs: jax.Array | None = None,
+    sampler_logprobs: jax.Array | None = None,
+    entropy: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array, dict]:
     """The objective's math on given per-token log-probs (all [B, T]; advantages [B] or [B, T]).
 
     Returns (loss_sum, denominator, metrics) as the objective contract defines them.
@@ -246,9 +276,11 @@ def policy_gradient_terms(logprobs: jax.Array, old_logprobs: jax.Array, advantag
     old_logprobs = jax.lax.stop_gradient(old_logprobs)
     advantages = jax.lax.stop_gradient(jnp.asarray(advantages, jnp.float32))
     if options.importance_ratio == "sequence" and advantages.ndim != 1:
-        raise ValueError(f"importance_ratio='sequence' (GSPO) takes one advantage per sequence, "
-                         f"[B], got shape {advantages.shape}; per-token advantages need "
-                         f"importance_ratio='sequence_token' (GSPO-token)")
+        raise ValueError(
+            f"importance_ratio='sequence' (GSPO) takes one advantage per sequence, "
+            f"[B], got shape {advantages.shape}; per-token advantages need "
+            f"importance_ratio='sequence_token' (GSPO-token)"
+        )
     if advantages.ndim == 1:
         advantages = jnp.broadcast_to(advantages[:, None], mask.shape)
     advantages = jnp.where(scored, advantages, 0.0)
@@ -258,8 +290,9 @@ def policy_gradient_terms(logprobs: jax.Array, old_logprobs: jax.Array, advantag
     low, high = 1.0 - options.clip_eps_low, 1.0 + options.clip_eps_high
     pg_loss = jnp.maximum(-advantages * ratio, -advantages * jnp.clip(ratio, low, high))
     if options.dual_clip_c:
-        pg_loss = jnp.where(advantages < 0,
-                            jnp.minimum(pg_loss, -advantages * options.dual_clip_c), pg_loss)
+        pg_loss = jnp.where(
+            advantages < 0, jnp.minimum(pg_loss, -advantages * options.dual_clip_c), pg_loss
+        )
 
     per_token_loss = pg_loss
     kl = None
@@ -290,8 +323,9 @@ def policy_gradient_terms(logprobs: jax.Array, old_logprobs: jax.Array, advantag
         "response_tokens": Mean.of(tokens, _num_sequences(mask)),
     }
     if options.dual_clip_c:
-        metrics["dual_clip_fraction"] = fraction((advantages < 0)
-                                                 & (ratio_const > options.dual_clip_c))
+        metrics["dual_clip_fraction"] = fraction(
+            (advantages < 0) & (ratio_const > options.dual_clip_c)
+        )
     if kl is not None:
         metrics["kl"] = Mean.of(masked_sum(kl), tokens)
     if entropy is not None:
@@ -306,28 +340,47 @@ def reference_logprobs(ref_params, batch: dict, *, model: ModelContext, config) 
     """The KL reference's fields: {"ref_logprobs": log π_ref(targets) float32 [B, T]}, scored
     at the objective's temperature (the engine runs it on the frozen initial params)."""
     hidden = model.hidden(ref_params, batch)
-    stats = token_statistics(model.config, ref_params, hidden, batch["targets"],
-                             chunk_size=int(config.logits_chunk_size),
-                             temperature=float(config.temperature), sharding=model.sharding)
+    stats = token_statistics(
+        model.config,
+        ref_params,
+        hidden,
+        batch["targets"],
+        chunk_size=int(config.logits_chunk_size),
+        temperature=float(config.temperature),
+        sharding=model.sharding,
+    )
     return {"ref_logprobs": stats.logprobs}
 
 
 def _validate(config) -> None:
     PolicyGradientOptions.from_config(config)
     check_chunk_size(config)
-    check_option(float(config.temperature) > 0, "temperature",
-                 f"must be > 0, got {config.temperature}")
+    check_option(
+        float(config.temperature) > 0, "temperature", f"must be > 0, got {config.temperature}"
+    )
 
 
 # The KL reference is loaded (a frozen copy of the initial params) only when kl_coef > 0.
 KL_REFERENCE = ReferenceHook(reference_logprobs, needed=lambda config: config.kl_coef > 0)
 
 
-@register_objective("policy_gradient", loop="rl", reference=KL_REFERENCE, validate=_validate,
-                    clip_eps_low=0.2, clip_eps_high=0.2, dual_clip_c=0.0,
-                    kl_coef=0.0, kl_estimator="k3", loss_aggregation="token_mean",
-                    loss_norm_length=0, importance_ratio="token", temperature=1.0,
-                    logits_chunk_size=1024, report_entropy=True)
+@register_objective(
+    "policy_gradient",
+    loop="rl",
+    reference=KL_REFERENCE,
+    validate=_validate,
+    clip_eps_low=0.2,
+    clip_eps_high=0.2,
+    dual_clip_c=0.0,
+    kl_coef=0.0,
+    kl_estimator="k3",
+    loss_aggregation="token_mean",
+    loss_norm_length=0,
+    importance_ratio="token",
+    temperature=1.0,
+    logits_chunk_size=1024,
+    report_entropy=True,
+)
 def policy_gradient_loss(params, batch, rng, *, model: ModelContext, config):
     """Clipped surrogate (+ optional KL) on the model's log-probs of `batch['targets']`.
 
@@ -337,17 +390,28 @@ def policy_gradient_loss(params, batch, rng, *, model: ModelContext, config):
     del rng
     options = PolicyGradientOptions.from_config(config)
     hidden = model.hidden(params, batch)
-    stats = token_statistics(model.config, params, hidden, batch["targets"],
-                             chunk_size=int(config.logits_chunk_size),
-                             temperature=float(config.temperature),
-                             entropy=bool(config.report_entropy), sharding=model.sharding)
+    stats = token_statistics(
+        model.config,
+        params,
+        hidden,
+        batch["targets"],
+        chunk_size=int(config.logits_chunk_size),
+        temperature=float(config.temperature),
+        entropy=bool(config.report_entropy),
+        sharding=model.sharding,
+    )
     old_logprobs = batch.get("old_logprobs")
     if old_logprobs is None:
         old_logprobs = jax.lax.stop_gradient(stats.logprobs)
     if options.kl_coef and "ref_logprobs" not in batch:
         raise KeyError("policy_gradient with kl_coef > 0 needs batch['ref_logprobs']")
     return policy_gradient_terms(
-        stats.logprobs, old_logprobs, batch["advantages"], batch["loss_mask"], options,
+        stats.logprobs,
+        old_logprobs,
+        batch["advantages"],
+        batch["loss_mask"],
+        options,
         ref_logprobs=batch.get("ref_logprobs"),
         sampler_logprobs=batch.get("sampler_logprobs"),
-        entropy=stats.entropy if config.report_entropy else None)
+        entropy=stats.entropy if config.report_entropy else None,
+    )

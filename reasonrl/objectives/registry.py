@@ -26,8 +26,9 @@ it declares when it registers (no loop has per-objective branches):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import jax
 from jax.sharding import Mesh
@@ -46,14 +47,21 @@ class ModelContext:
 
     def hidden(self, params, batch: dict) -> jax.Array:
         """Final hidden states [B, T, D] for a batch with tokens / positions / segment_ids."""
-        out, _ = hidden_states(self.config, params, batch["tokens"], batch["positions"],
-                               batch["segment_ids"], sharding=self.sharding)
+        out, _ = hidden_states(
+            self.config,
+            params,
+            batch["tokens"],
+            batch["positions"],
+            batch["segment_ids"],
+            sharding=self.sharding,
+        )
         return out
 
 
 class Objective(Protocol):
-    def __call__(self, params, batch: dict, rng: jax.Array, *, model: ModelContext,
-                 config: Any) -> tuple[jax.Array, jax.Array, dict]: ...
+    def __call__(
+        self, params, batch: dict, rng: jax.Array, *, model: ModelContext, config: Any
+    ) -> tuple[jax.Array, jax.Array, dict]: ...
 
 
 def _no_extra_files(config: ModelConfig, params, directory: Path) -> None:
@@ -114,8 +122,11 @@ def check_option(valid: bool, option: str, message: str) -> None:
 
 def check_chunk_size(config) -> None:
     """The `logits_chunk_size` option every log-prob objective has: a positive integer."""
-    check_option(int(config.logits_chunk_size) >= 1, "logits_chunk_size",
-                 f"must be >= 1, got {config.logits_chunk_size}")
+    check_option(
+        int(config.logits_chunk_size) >= 1,
+        "logits_chunk_size",
+        f"must be >= 1, got {config.logits_chunk_size}",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,20 +151,33 @@ class RegisteredObjective:
 OBJECTIVES: dict[str, RegisteredObjective] = {}
 
 
-def register_objective(name: str, *, loop: str = "supervised", params: ParamsHooks | None = None,
-                       reference: ReferenceHook | None = None,
-                       validate: Callable[[Any], None] | None = None,
-                       **defaults) -> Callable[[Objective], Objective]:
+def register_objective(
+    name: str,
+    *,
+    loop: str = "supervised",
+    params: ParamsHooks | None = None,
+    reference: ReferenceHook | None = None,
+    validate: Callable[[Any], None] | None = None,
+    **defaults,
+) -> Callable[[Objective], Objective]:
     """Registers `fn` under `name`; other keyword arguments are its config options and their
     defaults. `loop`, `params`, `reference` and `validate` declare how the engine runs it (see
     the module docstring), so they cannot be option names."""
+
     def decorator(fn: Objective) -> Objective:
         if name in OBJECTIVES:
             raise ValueError(f"objective {name!r} is already registered")
         OBJECTIVES[name] = RegisteredObjective(
-            name, fn, dict(defaults), loop, params or ParamsHooks(), reference,
-            validate or (lambda config: None))
+            name,
+            fn,
+            dict(defaults),
+            loop,
+            params or ParamsHooks(),
+            reference,
+            validate or (lambda config: None),
+        )
         return fn
+
     return decorator
 
 

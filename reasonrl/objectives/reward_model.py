@@ -53,8 +53,10 @@ def init_reward_head(config: ModelConfig, rng: jax.Array) -> dict:
 def init_reward_model_params(config: ModelConfig, rng: jax.Array) -> dict:
     """Fresh decoder + head params. To start from an SFT model, put its params under "model"."""
     model_rng, head_rng = jax.random.split(rng)
-    return {"model": init_params(config, model_rng),
-            "reward_head": init_reward_head(config, head_rng)}
+    return {
+        "model": init_params(config, model_rng),
+        "reward_head": init_reward_head(config, head_rng),
+    }
 
 
 def _build_params(config: ModelConfig, decoder_params, rng: jax.Array) -> dict:
@@ -65,8 +67,7 @@ def _build_params(config: ModelConfig, decoder_params, rng: jax.Array) -> dict:
 def _shardings(config: ModelConfig, decoder_shardings, mesh: Mesh) -> dict:
     """Decoder as `models.param_shardings`; the (tiny) head replicated."""
     replicated = NamedSharding(mesh, PartitionSpec())
-    return {"model": decoder_shardings,
-            "reward_head": {"kernel": replicated, "bias": replicated}}
+    return {"model": decoder_shardings, "reward_head": {"kernel": replicated, "bias": replicated}}
 
 
 def _host(x: jax.Array) -> np.ndarray:
@@ -79,15 +80,15 @@ def save_reward_head(params: dict, directory: str | os.PathLike) -> Path:
     """Writes params["reward_head"] as `directory/reward_head.safetensors` (kernel [D], bias
     []); on multi-host jobs every process calls this and process 0 writes."""
     path = Path(directory) / REWARD_HEAD_FILE
-    head = {name: _host(value).astype(np.float32)
-            for name, value in params["reward_head"].items()}
+    head = {name: _host(value).astype(np.float32) for name, value in params["reward_head"].items()}
     if jax.process_index() == 0:
         safetensors.numpy.save_file(head, str(path))
     return path
 
 
-def load_reward_model(export_dir: str | os.PathLike, mesh: Mesh | None = None
-                      ) -> tuple[ModelConfig, dict]:
+def load_reward_model(
+    export_dir: str | os.PathLike, mesh: Mesh | None = None
+) -> tuple[ModelConfig, dict]:
     """(config, params) of a reward model exported by a `reward_model` stage.
 
     The decoder is the Hugging Face checkpoint in `export_dir` (sharded over `mesh` when given),
@@ -100,20 +101,25 @@ def load_reward_model(export_dir: str | os.PathLike, mesh: Mesh | None = None
     export_dir = Path(export_dir)
     head_path = export_dir / REWARD_HEAD_FILE
     if not head_path.is_file():
-        raise FileNotFoundError(f"{head_path} not found: {export_dir} is not a reward model "
-                                f"export (a reward_model stage writes it)")
+        raise FileNotFoundError(
+            f"{head_path} not found: {export_dir} is not a reward model "
+            f"export (a reward_model stage writes it)"
+        )
     config, decoder = models.load_hf_checkpoint(export_dir, mesh=mesh)
     head = safetensors.numpy.load_file(str(head_path))
     expected = {"kernel": (config.hidden_size,), "bias": ()}
     got = {name: tuple(value.shape) for name, value in head.items()}
     if got != expected:
-        raise ValueError(f"{head_path}: tensors {got}, expected {expected} for hidden_size "
-                         f"{config.hidden_size}")
+        raise ValueError(
+            f"{head_path}: tensors {got}, expected {expected} for hidden_size {config.hidden_size}"
+        )
     if mesh is None:
         head = {name: jnp.asarray(value, jnp.float32) for name, value in head.items()}
     else:
-        head = jax.device_put({name: value.astype(np.float32) for name, value in head.items()},
-                              NamedSharding(mesh, PartitionSpec()))
+        head = jax.device_put(
+            {name: value.astype(np.float32) for name, value in head.items()},
+            NamedSharding(mesh, PartitionSpec()),
+        )
     return config, {"model": decoder, "reward_head": head}
 
 
@@ -125,11 +131,18 @@ REWARD_MODEL_PARAMS = ParamsHooks(
 )
 
 
-def reward_scores(model: ModelContext, params: dict, tokens: jax.Array, positions: jax.Array,
-                  segment_ids: jax.Array, last_index: jax.Array) -> jax.Array:
+def reward_scores(
+    model: ModelContext,
+    params: dict,
+    tokens: jax.Array,
+    positions: jax.Array,
+    segment_ids: jax.Array,
+    last_index: jax.Array,
+) -> jax.Array:
     """Scalar rewards float32 [B] for sequences [B, T] ending at `last_index` [B]."""
-    hidden = model.hidden(params["model"], {"tokens": tokens, "positions": positions,
-                                            "segment_ids": segment_ids})
+    hidden = model.hidden(
+        params["model"], {"tokens": tokens, "positions": positions, "segment_ids": segment_ids}
+    )
     last = jnp.take_along_axis(hidden, last_index[:, None, None].astype(jnp.int32), axis=1)[:, 0]
     head = params["reward_head"]
     return last.astype(jnp.float32) @ head["kernel"] + head["bias"]
@@ -140,8 +153,9 @@ def reward_model_loss(params, batch, rng, *, model: ModelContext, config):
     """Bradley–Terry loss; both sides scored in one [2B, T] forward pass."""
     del rng, config
     both = stacked_pair(batch, REWARD_FIELDS)
-    rewards = reward_scores(model, params, both["tokens"], both["positions"],
-                            both["segment_ids"], both["last_index"])
+    rewards = reward_scores(
+        model, params, both["tokens"], both["positions"], both["segment_ids"], both["last_index"]
+    )
     chosen, rejected = jnp.split(rewards, len(PAIR_SIDES))
     pair_mask = batch.get("pair_mask", jnp.ones_like(chosen))
     return bradley_terry_terms(chosen, rejected, pair_mask, batch.get("margin", 0.0))

@@ -20,9 +20,11 @@ def _looks_multi_process() -> bool:
     return False
 
 
-def initialize_distributed(coordinator_address: str | None = None,
-                           num_processes: int | None = None,
-                           process_id: int | None = None) -> bool:
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> bool:
     """Starts `jax.distributed` if this process is one of several; returns whether it did.
 
     With no arguments the cluster is detected from the environment (Cloud TPU pods, SLURM,
@@ -32,9 +34,14 @@ def initialize_distributed(coordinator_address: str | None = None,
     explicit = any(v is not None for v in (coordinator_address, num_processes, process_id))
     if not explicit and not _looks_multi_process():
         return False
-    jax.distributed.initialize(coordinator_address=coordinator_address,
-                               num_processes=num_processes, process_id=process_id)
-    logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
-                 jax.process_index(), jax.process_count(), jax.local_device_count(),
-                 jax.device_count())
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+    )
+    logging.info(
+        "jax.distributed: process %d of %d, %d local / %d global devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
     return True

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -54,7 +54,7 @@ class MeshConfig:
     tensor: int = 1
 
     @classmethod
-    def from_value(cls, value) -> "MeshConfig":
+    def from_value(cls, value) -> MeshConfig:
         """Accepts a MeshConfig, a mapping with data/fsdp/tensor, or a 3-sequence."""
         if isinstance(value, MeshConfig):
             return value
@@ -81,17 +81,21 @@ class MeshConfig:
             if num_devices % fixed:
                 raise MeshError(
                     f"mesh {dict(zip(MESH_AXES, sizes))}: the fixed axes ({fixed} devices) do "
-                    f"not divide the {num_devices} available devices")
+                    f"not divide the {num_devices} available devices"
+                )
             sizes = tuple(num_devices // fixed if s == -1 else s for s in sizes)
         elif fixed != num_devices:
             raise MeshError(
                 f"mesh {dict(zip(MESH_AXES, sizes))} needs {fixed} devices but "
-                f"{num_devices} are available")
+                f"{num_devices} are available"
+            )
         return sizes  # type: ignore[return-value]
 
 
-def make_mesh(config: MeshConfig | Sequence[int] | dict = MeshConfig(),
-              devices: Sequence[jax.Device] | None = None) -> Mesh:
+def make_mesh(
+    config: MeshConfig | Sequence[int] | dict = MeshConfig(),
+    devices: Sequence[jax.Device] | None = None,
+) -> Mesh:
     """A `Mesh` over `devices` (default: all) with axes ("data", "fsdp", "tensor"), all Auto.
 
     Uses `mesh_utils` so that on TPU/GPU the tensor axis lands on the fastest interconnect.
@@ -120,15 +124,21 @@ def auto_mesh(mesh: Mesh) -> Mesh:
 @functools.lru_cache(maxsize=64)
 def _other_view(source: Mesh, target: Mesh) -> bool:
     """True when `source` is `target`'s devices and axis names under other axis types."""
-    return (source != target and source.axis_names == target.axis_names
-            and source.devices.shape == target.devices.shape
-            and tuple(source.devices.flat) == tuple(target.devices.flat))
+    return (
+        source != target
+        and source.axis_names == target.axis_names
+        and source.devices.shape == target.devices.shape
+        and tuple(source.devices.flat) == tuple(target.devices.flat)
+    )
 
 
 def _needs_view(leaf, mesh: Mesh) -> bool:
     sharding = leaf if isinstance(leaf, NamedSharding) else getattr(leaf, "sharding", None)
-    return (isinstance(sharding, NamedSharding) and isinstance(sharding.mesh, Mesh)
-            and _other_view(sharding.mesh, mesh))
+    return (
+        isinstance(sharding, NamedSharding)
+        and isinstance(sharding.mesh, Mesh)
+        and _other_view(sharding.mesh, mesh)
+    )
 
 
 def _on(sharding: NamedSharding, mesh: Mesh) -> NamedSharding:
@@ -153,7 +163,8 @@ def _relabel(leaf, mesh: Mesh):
     if isinstance(leaf, NamedSharding):
         return _on(leaf, mesh)
     return jax.make_array_from_single_device_arrays(
-        leaf.shape, _on(leaf.sharding, mesh), [shard.data for shard in leaf.addressable_shards])
+        leaf.shape, _on(leaf.sharding, mesh), [shard.data for shard in leaf.addressable_shards]
+    )
 
 
 def _is_sharding(x) -> bool:
@@ -165,11 +176,15 @@ def _place(tree, shardings):
     prefix tree of `tree`) moved there: jit rejects those. Host arrays and uncommitted arrays
     are left to jit, as they would be without this."""
     leaves, treedef = jax.tree.flatten(tree)
-    per_leaf = jax.tree.map(lambda s, sub: jax.tree.map(lambda _: s, sub), shardings, tree,
-                            is_leaf=_is_sharding)
+    per_leaf = jax.tree.map(
+        lambda s, sub: jax.tree.map(lambda _: s, sub), shardings, tree, is_leaf=_is_sharding
+    )
     targets = jax.tree.leaves(per_leaf, is_leaf=_is_sharding)
-    moved = [i for i, (leaf, target) in enumerate(zip(leaves, targets))
-             if getattr(leaf, "committed", False) and leaf.sharding != target]
+    moved = [
+        i
+        for i, (leaf, target) in enumerate(zip(leaves, targets))
+        if getattr(leaf, "committed", False) and leaf.sharding != target
+    ]
     if not moved:
         return tree
     placed = jax.device_put([leaves[i] for i in moved], [targets[i] for i in moved])

@@ -12,7 +12,7 @@ lists every such fallback.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -22,7 +22,9 @@ Rules = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 def _rules(*pairs) -> Rules:
-    return tuple((name, tuple([axes] if isinstance(axes, str) else axes or ())) for name, axes in pairs)
+    return tuple(
+        (name, tuple([axes] if isinstance(axes, str) else axes or ())) for name, axes in pairs
+    )
 
 
 DEFAULT_RULES: Rules = _rules(
@@ -49,12 +51,15 @@ def mesh_axes_for(name: str | None, rules: Rules) -> tuple[str, ...]:
     for rule_name, axes in rules:
         if rule_name == name:
             return axes
-    raise KeyError(f"logical axis {name!r} has no sharding rule; rules cover "
-                   f"{[rule_name for rule_name, _ in rules]}")
+    raise KeyError(
+        f"logical axis {name!r} has no sharding rule; rules cover "
+        f"{[rule_name for rule_name, _ in rules]}"
+    )
 
 
-def logical_to_spec(logical_axes: LogicalAxes, shape: Sequence[int], mesh: Mesh,
-                    rules: Rules = DEFAULT_RULES) -> PartitionSpec:
+def logical_to_spec(
+    logical_axes: LogicalAxes, shape: Sequence[int], mesh: Mesh, rules: Rules = DEFAULT_RULES
+) -> PartitionSpec:
     """A PartitionSpec for an array of `shape` whose dims carry `logical_axes`.
 
     Each mesh axis is used at most once per array; mesh axes of size 1 are dropped; trailing
@@ -74,8 +79,9 @@ def logical_to_spec(logical_axes: LogicalAxes, shape: Sequence[int], mesh: Mesh,
     return PartitionSpec(*spec)
 
 
-def logical_sharding(logical_axes: LogicalAxes, shape: Sequence[int], mesh: Mesh,
-                     rules: Rules = DEFAULT_RULES) -> NamedSharding:
+def logical_sharding(
+    logical_axes: LogicalAxes, shape: Sequence[int], mesh: Mesh, rules: Rules = DEFAULT_RULES
+) -> NamedSharding:
     return NamedSharding(mesh, logical_to_spec(logical_axes, shape, mesh, rules))
 
 
@@ -94,14 +100,18 @@ def tree_shardings(logical_tree, shape_tree, mesh: Mesh, rules: Rules = DEFAULT_
     """NamedShardings for a pytree, given matching trees of logical axes and shaped leaves."""
     return jax.tree.map(
         lambda axes, leaf: logical_sharding(axes, leaf.shape, mesh, rules),
-        logical_tree, shape_tree, is_leaf=lambda x: isinstance(x, tuple))
+        logical_tree,
+        shape_tree,
+        is_leaf=lambda x: isinstance(x, tuple),
+    )
 
 
 def explain(logical_tree, shape_tree, mesh: Mesh, rules: Rules = DEFAULT_RULES) -> list[str]:
     """Human-readable lines for every dimension left replicated although its rule shards it."""
     lines = []
     flat_axes = jax.tree_util.tree_flatten_with_path(
-        logical_tree, is_leaf=lambda x: isinstance(x, tuple))[0]
+        logical_tree, is_leaf=lambda x: isinstance(x, tuple)
+    )[0]
     flat_shapes = jax.tree.leaves(shape_tree)
     for (path, axes), leaf in zip(flat_axes, flat_shapes):
         spec = logical_to_spec(axes, leaf.shape, mesh, rules)
@@ -109,6 +119,8 @@ def explain(logical_tree, shape_tree, mesh: Mesh, rules: Rules = DEFAULT_RULES) 
             wanted = [a for a in mesh_axes_for(name, rules) if mesh.shape[a] > 1]
             got_axes = () if got is None else (got,) if isinstance(got, str) else tuple(got)
             if tuple(wanted) != got_axes:
-                lines.append(f"{jax.tree_util.keystr(path)}: {name}={size} sharded over "
-                             f"{got_axes or 'nothing'} instead of {tuple(wanted)}")
+                lines.append(
+                    f"{jax.tree_util.keystr(path)}: {name}={size} sharded over "
+                    f"{got_axes or 'nothing'} instead of {tuple(wanted)}"
+                )
     return lines

@@ -25,8 +25,8 @@ were rejected or timed out instead of silently counting them wrong.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from reasonrl.rewards.extraction import answer_from_sentence
 from reasonrl.rewards.normalize import choice_letter, normalize_answer

@@ -41,8 +41,9 @@ so a 100k-character completion is handled in milliseconds.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 __all__ = [
     "BOX_COMMANDS",
@@ -173,8 +174,8 @@ def _clean_candidate(candidate: str) -> str | None:
 
 def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     last = None
-    for last in pattern.finditer(text):
-        pass
+    for match in pattern.finditer(text):
+        last = match
     return last
 
 

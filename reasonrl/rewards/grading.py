@@ -5,8 +5,8 @@ This is the single entry point evals and RL rewards share, so both count the sam
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from reasonrl.rewards.equivalence import (
     DEFAULT_TIMEOUT_S,

@@ -141,10 +141,43 @@ _WORD = re.compile(r"[A-Za-z]+")
 # Words that carry mathematical meaning and must never be dropped as a "unit".
 _NOT_UNITS = frozenset(
     {
-        "pi", "sqrt", "inf", "infty", "infinity", "and", "or", "to", "mod", "pmod", "percent",
-        "percentage", "pct", "none", "no", "yes", "true", "false", "undefined", "all", "real",
-        "reals", "numbers", "integers", "even", "odd", "i", "e", "sin", "cos", "tan", "cot",
-        "sec", "csc", "log", "ln", "exp",
+        "pi",
+        "sqrt",
+        "inf",
+        "infty",
+        "infinity",
+        "and",
+        "or",
+        "to",
+        "mod",
+        "pmod",
+        "percent",
+        "percentage",
+        "pct",
+        "none",
+        "no",
+        "yes",
+        "true",
+        "false",
+        "undefined",
+        "all",
+        "real",
+        "reals",
+        "numbers",
+        "integers",
+        "even",
+        "odd",
+        "i",
+        "e",
+        "sin",
+        "cos",
+        "tan",
+        "cot",
+        "sec",
+        "csc",
+        "log",
+        "ln",
+        "exp",
     }
 )
 _DEGREES_TAIL = re.compile(r"\s*(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ)\s*$")
@@ -214,9 +247,7 @@ def _is_numeric_value(value: str) -> bool:
     if not value or _search_tail(_ENDS_WITH_OPERATOR, value):
         return False
     bare = _LATEX_COMMAND.sub("", value)
-    return any(ch.isdigit() for ch in bare) and not any(
-        "a" <= ch.lower() <= "z" for ch in bare
-    )
+    return any(ch.isdigit() for ch in bare) and not any("a" <= ch.lower() <= "z" for ch in bare)
 
 
 def _strip_units(text: str) -> str:

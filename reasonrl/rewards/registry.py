@@ -22,7 +22,7 @@ Registered rewards:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from reasonrl.rewards.equivalence import DEFAULT_TIMEOUT_S
 from reasonrl.rewards.extraction import find_last_boxed

@@ -39,8 +39,9 @@ Length penalties are chosen by name from :data:`LENGTH_PENALTIES`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -101,8 +102,10 @@ def _grouped(name: str, values, group_size: int) -> np.ndarray:
     """[num_groups * G] -> [num_groups, G]."""
     array = _per_sample(name, values)
     if group_size < 1 or array.shape[0] % group_size:
-        raise ValueError(f"{name} of shape {array.shape} does not split into groups of "
-                         f"{group_size}; expected [num_groups * group_size]")
+        raise ValueError(
+            f"{name} of shape {array.shape} does not split into groups of "
+            f"{group_size}; expected [num_groups * group_size]"
+        )
     return array.reshape(-1, group_size)
 
 
@@ -154,8 +157,10 @@ def dapo_overlong_penalty(lengths, max_length: int, cache_length: int) -> np.nda
         float32 [N], in [−1, 0].
     """
     if not 0 <= cache_length <= max_length:
-        raise ValueError(f"need 0 <= cache_length <= max_length; got cache_length="
-                         f"{cache_length}, max_length={max_length}")
+        raise ValueError(
+            f"need 0 <= cache_length <= max_length; got cache_length="
+            f"{cache_length}, max_length={max_length}"
+        )
     lengths = _per_sample("lengths", lengths).astype(np.float64)
     soft_start = max_length - cache_length
     ramp = (soft_start - lengths) / max(cache_length, 1)  # used only when cache_length > 0
@@ -225,15 +230,18 @@ def shape_rewards(
     if length_penalty is not None:
         fn = get_length_penalty(length_penalty)
         components["length"] = length_penalty_weight * np.asarray(
-            fn(lengths, correctness > 0, group_size), np.float64)
+            fn(lengths, correctness > 0, group_size), np.float64
+        )
 
     if overlong is not None:
         keys = set(overlong)
         if keys != _OVERLONG_KEYS:
-            raise ValueError(f"overlong needs exactly the keys {sorted(_OVERLONG_KEYS)}; "
-                             f"got {sorted(keys)}")
+            raise ValueError(
+                f"overlong needs exactly the keys {sorted(_OVERLONG_KEYS)}; got {sorted(keys)}"
+            )
         components["overlong"] = dapo_overlong_penalty(
-            lengths, overlong["max_length"], overlong["cache_length"]).astype(np.float64)
+            lengths, overlong["max_length"], overlong["cache_length"]
+        ).astype(np.float64)
 
     if format_scores is not None:
         scores = _per_sample("format_scores", format_scores, n).astype(np.float64)

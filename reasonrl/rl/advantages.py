@@ -21,7 +21,8 @@ the policy loss: the objective applies stop_gradient, so no gradient flows into 
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -40,13 +41,15 @@ def register_advantage_estimator(name: str) -> Callable[[AdvantageEstimator], Ad
             raise ValueError(f"advantage estimator {name!r} is already registered")
         ADVANTAGE_ESTIMATORS[name] = fn
         return fn
+
     return decorator
 
 
 def get_advantage_estimator(name: str) -> AdvantageEstimator:
     if name not in ADVANTAGE_ESTIMATORS:
-        raise KeyError(f"unknown advantage estimator {name!r}; "
-                       f"registered: {sorted(ADVANTAGE_ESTIMATORS)}")
+        raise KeyError(
+            f"unknown advantage estimator {name!r}; registered: {sorted(ADVANTAGE_ESTIMATORS)}"
+        )
     return ADVANTAGE_ESTIMATORS[name]
 
 
@@ -54,8 +57,10 @@ def _grouped(rewards: jax.Array, group_size: int) -> jax.Array:
     """[num_groups * G] -> float32 [num_groups, G]."""
     rewards = jnp.asarray(rewards, jnp.float32)
     if rewards.ndim != 1 or group_size < 1 or rewards.shape[0] % group_size:
-        raise ValueError(f"rewards of shape {rewards.shape} do not split into groups of "
-                         f"{group_size}; expected [num_groups * group_size]")
+        raise ValueError(
+            f"rewards of shape {rewards.shape} do not split into groups of "
+            f"{group_size}; expected [num_groups * group_size]"
+        )
     return rewards.reshape(-1, group_size)
 
 

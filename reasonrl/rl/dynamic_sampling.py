@@ -29,8 +29,8 @@ length or overlong shaping a group whose answers are all correct is still uninfo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -46,8 +46,10 @@ def informative_groups(rewards, group_size: int) -> np.ndarray:
     """
     rewards = np.asarray(rewards)
     if rewards.ndim != 1 or group_size < 1 or rewards.shape[0] % group_size:
-        raise ValueError(f"rewards of shape {rewards.shape} do not split into groups of "
-                         f"{group_size}; expected [num_groups * group_size]")
+        raise ValueError(
+            f"rewards of shape {rewards.shape} do not split into groups of "
+            f"{group_size}; expected [num_groups * group_size]"
+        )
     if not np.all(np.isfinite(rewards)):
         raise ValueError("rewards contain NaN or inf")
     grouped = rewards.reshape(-1, group_size)
@@ -93,8 +95,9 @@ class DynamicSamplingBuffer:
     shape (pad token arrays to one length), and contain ``reward_key``.
     """
 
-    def __init__(self, group_size: int, *, max_rounds: int | None = None,
-                 reward_key: str = "rewards"):
+    def __init__(
+        self, group_size: int, *, max_rounds: int | None = None, reward_key: str = "rewards"
+    ):
         if group_size < 1:
             raise ValueError(f"group_size must be >= 1; got {group_size}")
         if max_rounds is not None and max_rounds < 1:
@@ -137,16 +140,22 @@ class DynamicSamplingBuffer:
         n = keep.shape[0] * self.group_size
         for name, array in arrays.items():
             if array.ndim == 0 or array.shape[0] != n:
-                raise ValueError(f"field {name!r} has shape {array.shape}; expected {n} rows "
-                                 f"like {self.reward_key!r}")
+                raise ValueError(
+                    f"field {name!r} has shape {array.shape}; expected {n} rows "
+                    f"like {self.reward_key!r}"
+                )
         if self._template is not None:
             if set(arrays) != set(self._template):
-                raise ValueError(f"batch fields {sorted(arrays)} differ from the earlier "
-                                 f"{sorted(self._template)}")
+                raise ValueError(
+                    f"batch fields {sorted(arrays)} differ from the earlier "
+                    f"{sorted(self._template)}"
+                )
             for name, array in arrays.items():
                 if array.shape[1:] != self._template[name].shape[1:]:
-                    raise ValueError(f"field {name!r} has per-sample shape {array.shape[1:]}, "
-                                     f"earlier {self._template[name].shape[1:]}")
+                    raise ValueError(
+                        f"field {name!r} has per-sample shape {array.shape[1:]}, "
+                        f"earlier {self._template[name].shape[1:]}"
+                    )
         else:
             self._template = {name: array[:0].copy() for name, array in arrays.items()}
 
@@ -174,14 +183,18 @@ class DynamicSamplingBuffer:
         if num_groups < 0:
             raise ValueError(f"num_groups must be >= 0; got {num_groups}")
         if not self.ready(num_groups):
-            raise RuntimeError(f"only {self._num_groups} of {num_groups} groups collected after "
-                               f"{self._rounds} rounds; add more rollouts first")
+            raise RuntimeError(
+                f"only {self._num_groups} of {num_groups} groups collected after "
+                f"{self._rounds} rounds; add more rollouts first"
+            )
         take = min(num_groups, self._num_groups)
         if self._template is None:
             batch: dict[str, np.ndarray] = {}
         elif self._chunks:
-            merged = {name: np.concatenate([chunk[name] for chunk in self._chunks])
-                      for name in self._template}
+            merged = {
+                name: np.concatenate([chunk[name] for chunk in self._chunks])
+                for name in self._template
+            }
             cut = take * self.group_size
             batch = {name: array[:cut] for name, array in merged.items()}
             rest = {name: array[cut:].copy() for name, array in merged.items()}
@@ -189,8 +202,13 @@ class DynamicSamplingBuffer:
         else:
             batch = {name: array.copy() for name, array in self._template.items()}
         sample = DynamicSample(
-            batch=batch, num_groups=take, exhausted=take < num_groups, rounds=self._rounds,
-            groups_seen=self._seen, groups_dropped=self._dropped)
+            batch=batch,
+            num_groups=take,
+            exhausted=take < num_groups,
+            rounds=self._rounds,
+            groups_seen=self._seen,
+            groups_dropped=self._dropped,
+        )
         self._num_groups -= take
         self._rounds = self._seen = self._dropped = 0
         return sample

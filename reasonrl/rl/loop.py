@@ -66,64 +66,95 @@ def rl_options() -> ml_collections.ConfigDict:
     """The rl loop's section of a stage (`stage.rl`). The stage reads its prompts (with gold
     answers) from `data` and trains its objective on them; `train.batch_size` is prompts per
     rollout step and `train.steps` counts rollout steps."""
-    return ml_collections.ConfigDict(dict(
-        prompt_field="question", answer_field="answer",
-        prompt_template="plain",  # reasonrl.data.prompt_templates.PROMPT_TEMPLATES
-        chat_template="chatml",
-        group_size=8,  # G samples per prompt (they share one prefill)
-        max_new_tokens=64,  # completion budget; prompts get train.seq_len - max_new_tokens
-        temperature=1.0, top_p=1.0, top_k=0,
-        reward="math_correctness",  # reasonrl.rewards.REWARDS
-        wrong_reward=0.0,  # correctness reward of a wrong answer (DAPO: -1.0)
-        format_weight=0.0,  # > 0 adds w * the `format` reward
-        length_penalty="",  # reasonrl.rewards.shaping.LENGTH_PENALTIES name, "" for none
-        length_penalty_weight=1.0,
-        overlong_cache_length=0,  # > 0: DAPO soft overlong punishment, L_max = max_new_tokens
-        advantage="grpo",  # reasonrl.rl.ADVANTAGE_ESTIMATORS
-        dynamic_sampling=False,  # DAPO: keep only groups whose samples differ, refill
-        dynamic_sampling_filter="accuracy",  # what must differ: accuracy (DAPO) | reward
-        max_rollout_rounds=4,  # dynamic sampling: rollout rounds per step at most
-        num_minibatches=1,  # optimizer updates per epoch over one rollout batch
-        update_epochs=1,  # passes over the rollout batch (mu = num_minibatches * epochs)
-        eval_size=0,  # > 0: greedy accuracy on the first eval_size records of eval_data
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            prompt_field="question",
+            answer_field="answer",
+            prompt_template="plain",  # reasonrl.data.prompt_templates.PROMPT_TEMPLATES
+            chat_template="chatml",
+            group_size=8,  # G samples per prompt (they share one prefill)
+            max_new_tokens=64,  # completion budget; prompts get train.seq_len - max_new_tokens
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            reward="math_correctness",  # reasonrl.rewards.REWARDS
+            wrong_reward=0.0,  # correctness reward of a wrong answer (DAPO: -1.0)
+            format_weight=0.0,  # > 0 adds w * the `format` reward
+            length_penalty="",  # reasonrl.rewards.shaping.LENGTH_PENALTIES name, "" for none
+            length_penalty_weight=1.0,
+            overlong_cache_length=0,  # > 0: DAPO soft overlong punishment, L_max = max_new_tokens
+            advantage="grpo",  # reasonrl.rl.ADVANTAGE_ESTIMATORS
+            dynamic_sampling=False,  # DAPO: keep only groups whose samples differ, refill
+            dynamic_sampling_filter="accuracy",  # what must differ: accuracy (DAPO) | reward
+            max_rollout_rounds=4,  # dynamic sampling: rollout rounds per step at most
+            num_minibatches=1,  # optimizer updates per epoch over one rollout batch
+            update_epochs=1,  # passes over the rollout batch (mu = num_minibatches * epochs)
+            eval_size=0,  # > 0: greedy accuracy on the first eval_size records of eval_data
+        )
+    )
 
 
 def validate_rl_stage(stage, prefix: str, config_file: str | None) -> int:
     """Checks `stage.rl` (complete with defaults); returns the rows of one optimizer update."""
     rl, train = stage.rl, stage.train
     where = f"{prefix}.rl"
-    for key, known in (("prompt_template", PROMPT_TEMPLATES), ("chat_template", CHAT_TEMPLATES),
-                       ("reward", REWARDS), ("advantage", ADVANTAGE_ESTIMATORS),
-                       ("dynamic_sampling_filter", DYNAMIC_SAMPLING_FILTERS)):
+    for key, known in (
+        ("prompt_template", PROMPT_TEMPLATES),
+        ("chat_template", CHAT_TEMPLATES),
+        ("reward", REWARDS),
+        ("advantage", ADVANTAGE_ESTIMATORS),
+        ("dynamic_sampling_filter", DYNAMIC_SAMPLING_FILTERS),
+    ):
         if rl[key] not in known:
             fail(f"{where}.{key}", f"{rl[key]!r}; choose from {sorted(known)}", config_file)
     if rl.length_penalty and rl.length_penalty not in LENGTH_PENALTIES:
-        fail(f"{where}.length_penalty", f"{rl.length_penalty!r}; choose from "
-              f"{sorted(LENGTH_PENALTIES)} or ''", config_file)
-    for key in ("group_size", "max_new_tokens", "num_minibatches", "update_epochs",
-                "max_rollout_rounds"):
+        fail(
+            f"{where}.length_penalty",
+            f"{rl.length_penalty!r}; choose from {sorted(LENGTH_PENALTIES)} or ''",
+            config_file,
+        )
+    for key in (
+        "group_size",
+        "max_new_tokens",
+        "num_minibatches",
+        "update_epochs",
+        "max_rollout_rounds",
+    ):
         if rl[key] < 1:
             fail(f"{where}.{key}", f"must be >= 1, got {rl[key]}", config_file)
     if rl.eval_size < 0 or rl.overlong_cache_length < 0:
         fail(where, "eval_size and overlong_cache_length must be >= 0", config_file)
     if rl.overlong_cache_length >= rl.max_new_tokens:
-        fail(f"{where}.overlong_cache_length", f"{rl.overlong_cache_length} must be below "
-              f"max_new_tokens={rl.max_new_tokens}", config_file)
+        fail(
+            f"{where}.overlong_cache_length",
+            f"{rl.overlong_cache_length} must be below max_new_tokens={rl.max_new_tokens}",
+            config_file,
+        )
     if rl.temperature < 0 or not 0 < rl.top_p <= 1 or rl.top_k < 0:
         fail(where, "need temperature >= 0, 0 < top_p <= 1, top_k >= 0", config_file)
     if train.seq_len <= rl.max_new_tokens:
-        fail(f"{prefix}.train.seq_len", f"{train.seq_len} leaves no room for a prompt before "
-              f"rl.max_new_tokens={rl.max_new_tokens}", config_file)
+        fail(
+            f"{prefix}.train.seq_len",
+            f"{train.seq_len} leaves no room for a prompt before "
+            f"rl.max_new_tokens={rl.max_new_tokens}",
+            config_file,
+        )
     if rl.eval_size and not stage.eval_data:
         fail(f"{where}.eval_size", "needs eval_data (prompts with answers)", config_file)
     if "temperature" in stage.objective:
-        fail(f"{prefix}.objective.temperature", "is taken from rl.temperature in the rl loop",
-              config_file)
+        fail(
+            f"{prefix}.objective.temperature",
+            "is taken from rl.temperature in the rl loop",
+            config_file,
+        )
     rows = train.batch_size * rl.group_size
     if rows % rl.num_minibatches:
-        fail(f"{where}.num_minibatches", f"{rows} rollout rows (batch_size * group_size) do not "
-              f"split into {rl.num_minibatches} minibatches", config_file)
+        fail(
+            f"{where}.num_minibatches",
+            f"{rows} rollout rows (batch_size * group_size) do not "
+            f"split into {rl.num_minibatches} minibatches",
+            config_file,
+        )
     return rows // rl.num_minibatches
 
 
@@ -134,27 +165,46 @@ def _objective_options(rl) -> dict:
 
 def make_token_scorer(setup: StageSetup, temperature: float, chunk_size: int):
     """jit of (params, batch) -> log p(targets) float32 [B, T] (no gradient), for pi_old."""
+
     def score(params, batch):
         hidden = setup.model_ctx.hidden(params, batch)
-        return token_statistics(setup.model_config, params, hidden, batch["targets"],
-                                chunk_size=chunk_size, temperature=temperature,
-                                sharding=setup.model_ctx.sharding).logprobs
+        return token_statistics(
+            setup.model_config,
+            params,
+            hidden,
+            batch["targets"],
+            chunk_size=chunk_size,
+            temperature=temperature,
+            sharding=setup.model_ctx.sharding,
+        ).logprobs
 
     rows = batch_sharding(setup.mesh)
-    return jax.jit(score, in_shardings=(setup.shardings.params,
-                                        {k: rows for k in SCORED_FIELDS}), out_shardings=rows)
+    return jax.jit(
+        score,
+        in_shardings=(setup.shardings.params, {k: rows for k in SCORED_FIELDS}),
+        out_shardings=rows,
+    )
 
 
 def _collect(params, prompts_iter, settings, setup, tokenizer, rl, num_prompts: int, key):
     """Rollout rounds until `num_prompts` groups are ready; (rollout, counts, timings)."""
     timings = {"sample": 0.0, "reward": 0.0}
-    buffer = DynamicSamplingBuffer(rl.group_size, max_rounds=rl.max_rollout_rounds,
-                                   reward_key=DYNAMIC_SAMPLING_FILTERS[rl.dynamic_sampling_filter])
+    buffer = DynamicSamplingBuffer(
+        rl.group_size,
+        max_rounds=rl.max_rollout_rounds,
+        reward_key=DYNAMIC_SAMPLING_FILTERS[rl.dynamic_sampling_filter],
+    )
     rounds = 0
     while True:
         start = time.perf_counter()
-        rollout = sample_rollout(setup.model_config, params, tokenizer, next(prompts_iter),
-                                 settings, jax.random.fold_in(key, rounds))
+        rollout = sample_rollout(
+            setup.model_config,
+            params,
+            tokenizer,
+            next(prompts_iter),
+            settings,
+            jax.random.fold_in(key, rounds),
+        )
         timings["sample"] += time.perf_counter() - start
         start = time.perf_counter()
         rollout = score_rollout(rollout, settings)
@@ -166,26 +216,40 @@ def _collect(params, prompts_iter, settings, setup, tokenizer, rl, num_prompts: 
         if buffer.ready(num_prompts):
             sample = buffer.pop(num_prompts)  # the surplus is dropped with the buffer
             if sample.exhausted:
-                logging.warning("dynamic sampling: only %d of %d informative groups after %d "
-                                "rounds; the rest of the batch is empty", sample.num_groups,
-                                num_prompts, sample.rounds)
-            counts = {"rollout/rounds": sample.rounds, "rollout/groups_seen": sample.groups_seen,
-                      "rollout/groups_dropped": sample.groups_dropped,
-                      "rollout/groups_kept": sample.num_groups,
-                      "rollout/groups_surplus": buffer.num_groups}
+                logging.warning(
+                    "dynamic sampling: only %d of %d informative groups after %d "
+                    "rounds; the rest of the batch is empty",
+                    sample.num_groups,
+                    num_prompts,
+                    sample.rounds,
+                )
+            counts = {
+                "rollout/rounds": sample.rounds,
+                "rollout/groups_seen": sample.groups_seen,
+                "rollout/groups_dropped": sample.groups_dropped,
+                "rollout/groups_kept": sample.num_groups,
+                "rollout/groups_surplus": buffer.num_groups,
+            }
             return sample.batch, counts, timings
 
 
 def _rollout_metrics(rollout) -> dict[str, float]:
     if rollout["rewards"].size == 0:
         return {}
-    out = {"rollout/reward": float(np.mean(rollout["rewards"])),
-           "rollout/accuracy": float(np.mean(rollout["correct"])),
-           "rollout/response_length": float(np.mean(rollout["completion_lengths"])),
-           "rollout/response_length_max": float(np.max(rollout["completion_lengths"])),
-           "rollout/truncated_fraction": float(np.mean(rollout["truncated"]))}
-    out.update({f"rollout/{key}": float(np.mean(value)) for key, value in rollout.items()
-                if key.startswith("reward_")})
+    out = {
+        "rollout/reward": float(np.mean(rollout["rewards"])),
+        "rollout/accuracy": float(np.mean(rollout["correct"])),
+        "rollout/response_length": float(np.mean(rollout["completion_lengths"])),
+        "rollout/response_length_max": float(np.max(rollout["completion_lengths"])),
+        "rollout/truncated_fraction": float(np.mean(rollout["truncated"])),
+    }
+    out.update(
+        {
+            f"rollout/{key}": float(np.mean(value))
+            for key, value in rollout.items()
+            if key.startswith("reward_")
+        }
+    )
     return out
 
 
@@ -195,10 +259,15 @@ class GreedyEvaluator:
 
     def __init__(self, setup: StageSetup, tokenizer, spec: dict, settings: RolloutSettings, rl):
         self.setup, self.tokenizer, self.settings = setup, tokenizer, settings
-        prompts_iter = make_prompt_pipeline(dict(spec, shuffle=False, num_epochs=1), rl,
-                                            tokenizer, batch_size=1,
-                                            max_prompt_len=settings.max_prompt_len,
-                                            shard_index=0, shard_count=1)
+        prompts_iter = make_prompt_pipeline(
+            dict(spec, shuffle=False, num_epochs=1),
+            rl,
+            tokenizer,
+            batch_size=1,
+            max_prompt_len=settings.max_prompt_len,
+            shard_index=0,
+            shard_count=1,
+        )
         self.batch = {"prompt_ids": [], "answer": []}
         for example in prompts_iter:
             self.batch["prompt_ids"] += example["prompt_ids"]
@@ -207,71 +276,127 @@ class GreedyEvaluator:
                 break
 
     def __call__(self, params) -> dict[str, float]:
-        rollout = score_rollout(sample_rollout(self.setup.model_config, params, self.tokenizer,
-                                               self.batch, self.settings, jax.random.key(0),
-                                               greedy=True),
-                                self.settings, group_size=1)
-        return {"eval/accuracy": float(np.mean(rollout["correct"])),
-                "eval/response_length": float(np.mean(rollout["completion_lengths"]))}
+        rollout = score_rollout(
+            sample_rollout(
+                self.setup.model_config,
+                params,
+                self.tokenizer,
+                self.batch,
+                self.settings,
+                jax.random.key(0),
+                greedy=True,
+            ),
+            self.settings,
+            group_size=1,
+        )
+        return {
+            "eval/accuracy": float(np.mean(rollout["correct"])),
+            "eval/response_length": float(np.mean(rollout["completion_lengths"])),
+        }
 
 
-def run_rl_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tuple[Path, ...] = (),
-                 stage_exports: dict[str, Path] | None = None,
-                 max_steps: int | None = None) -> StageResult:
+def run_rl_stage(
+    stage,
+    workdir: str | Path,
+    *,
+    tokenizer,
+    tokenizer_files: tuple[Path, ...] = (),
+    stage_exports: dict[str, Path] | None = None,
+    max_steps: int | None = None,
+) -> StageResult:
     """Runs (or resumes) an RL stage in `workdir`; arguments as the supervised loop's.
 
     `train.steps` and `max_steps` count rollout steps; each makes mu optimizer updates.
     """
     if jax.process_count() > 1:
-        raise RuntimeError("the RL loop samples on one host (any number of its devices); "
-                           "multi-host rollouts are not supported yet")
+        raise RuntimeError(
+            "the RL loop samples on one host (any number of its devices); "
+            "multi-host rollouts are not supported yet"
+        )
     train, rl = stage.train, loop_options(stage, RL_LOOP)
     updates = rl.num_minibatches * rl.update_epochs
     mesh = make_mesh(stage.mesh.to_dict())
     settings = RolloutSettings.from_config(
-        rl, seq_len=train.seq_len, stop_tokens=stop_token_ids(tokenizer, rl.chat_template),
-        pad_id=tokenizer.pad_id if tokenizer.pad_id is not None else 0)
-    prompts_iter = make_prompt_pipeline(stage.data, rl, tokenizer, batch_size=train.batch_size,
-                                        max_prompt_len=settings.max_prompt_len, seed=train.seed,
-                                        shard_index=0, shard_count=1)
-    setup = build_stage(stage, mesh, tokenizer, stage_exports or {},
-                        total_updates=train.steps * updates)
+        rl,
+        seq_len=train.seq_len,
+        stop_tokens=stop_token_ids(tokenizer, rl.chat_template),
+        pad_id=tokenizer.pad_id if tokenizer.pad_id is not None else 0,
+    )
+    prompts_iter = make_prompt_pipeline(
+        stage.data,
+        rl,
+        tokenizer,
+        batch_size=train.batch_size,
+        max_prompt_len=settings.max_prompt_len,
+        seed=train.seed,
+        shard_index=0,
+        shard_count=1,
+    )
+    setup = build_stage(
+        stage, mesh, tokenizer, stage_exports or {}, total_updates=train.steps * updates
+    )
     evaluate = None
     if rl.eval_size and train.eval_every:
         evaluate = GreedyEvaluator(setup, tokenizer, stage.eval_data.to_dict(), settings, rl)
-    scorer = make_token_scorer(setup, float(setup.objective_config.temperature),
-                               int(setup.objective_config.logits_chunk_size))
+    scorer = make_token_scorer(
+        setup,
+        float(setup.objective_config.temperature),
+        int(setup.objective_config.logits_chunk_size),
+    )
     estimator = get_advantage_estimator(rl.advantage)
     rows = train.batch_size * rl.group_size
     rows_sharding = batch_sharding(mesh)
     sampler_field = "logprobs" if settings.temperature in (0.0, 1.0) else "sampling_logprobs"
     rewards = []
 
-    with StageRun(stage, workdir, setup, iterator=prompts_iter,
-                  tokens_per_update=rows // rl.num_minibatches * train.seq_len,
-                  updates_per_step=updates, max_steps=max_steps, evaluate=evaluate,
-                  evaluate_at_start=True, step_key="rollout/step",
-                  tokenizer_files=tokenizer_files) as run:
+    with StageRun(
+        stage,
+        workdir,
+        setup,
+        iterator=prompts_iter,
+        tokens_per_update=rows // rl.num_minibatches * train.seq_len,
+        updates_per_step=updates,
+        max_steps=max_steps,
+        evaluate=evaluate,
+        evaluate_at_start=True,
+        step_key="rollout/step",
+        tokenizer_files=tokenizer_files,
+    ) as run:
         run_key = jax.random.wrap_key_data(jax.device_get(run.state.rng))
         while run.step < run.end:
             step_start = time.perf_counter()
-            rollout, counts, timings = _collect(run.state.params, prompts_iter, settings, setup,
-                                                tokenizer, rl, train.batch_size,
-                                                jax.random.fold_in(run_key, run.step))
+            rollout, counts, timings = _collect(
+                run.state.params,
+                prompts_iter,
+                settings,
+                setup,
+                tokenizer,
+                rl,
+                train.batch_size,
+                jax.random.fold_in(run_key, run.step),
+            )
             advantages = np.asarray(estimator(rollout["rewards"], rl.group_size))
-            batch = train_batch(rollout, advantages, seq_len=train.seq_len,
-                                pad_id=settings.pad_id, rows=rows, sampler_field=sampler_field)
+            batch = train_batch(
+                rollout,
+                advantages,
+                seq_len=train.seq_len,
+                pad_id=settings.pad_id,
+                rows=rows,
+                sampler_field=sampler_field,
+            )
 
             update_start = time.perf_counter()
             batch = setup.complete_batch(global_batch(batch, rows_sharding))
             if updates > 1:
-                batch["old_logprobs"] = scorer(run.state.params,
-                                               {k: batch[k] for k in SCORED_FIELDS})
+                batch["old_logprobs"] = scorer(
+                    run.state.params, {k: batch[k] for k in SCORED_FIELDS}
+                )
             for epoch in range(rl.update_epochs):
                 order = np.random.default_rng((train.seed, run.step, epoch)).permutation(rows)
                 for part in np.split(order, rl.num_minibatches):
-                    minibatch = jax.device_put({k: v[part] for k, v in batch.items()},
-                                               rows_sharding)
+                    minibatch = jax.device_put(
+                        {k: v[part] for k, v in batch.items()}, rows_sharding
+                    )
                     run.state, metrics = setup.train_step(minibatch)(run.state, minibatch)
                     run.add_update(metrics)
             jax.block_until_ready(run.state.params)
@@ -279,19 +404,27 @@ def run_rl_stage(stage, workdir: str | Path, *, tokenizer, tokenizer_files: tupl
 
             values = {**_rollout_metrics(rollout), **counts}
             total = time.perf_counter() - step_start
-            values.update({"time/sample_s": timings["sample"], "time/reward_s": timings["reward"],
-                           "time/update_s": update_time, "time/step_s": total,
-                           "time/overhead_ratio": total / (timings["sample"] + update_time)})
+            values.update(
+                {
+                    "time/sample_s": timings["sample"],
+                    "time/reward_s": timings["reward"],
+                    "time/update_s": update_time,
+                    "time/step_s": total,
+                    "time/overhead_ratio": total / (timings["sample"] + update_time),
+                }
+            )
             if "rollout/reward" in values:
                 rewards.append(values["rollout/reward"])
-            run.end_step(values, postfix={
-                "reward": f"{values.get('rollout/reward', float('nan')):.3f}"})
+            run.end_step(
+                values, postfix={"reward": f"{values.get('rollout/reward', float('nan')):.3f}"}
+            )
 
     if run.step == train.steps and run.is_main:
         plot_learning_curve(run.workdir / "metrics.jsonl", run.workdir / CURVE_FILE)
     if rewards and run.is_main:
-        print(f"[{run.workdir.name}] rollout reward {rewards[0]:.3f} -> {rewards[-1]:.3f}",
-              flush=True)
+        print(
+            f"[{run.workdir.name}] rollout reward {rewards[0]:.3f} -> {rewards[-1]:.3f}", flush=True
+        )
     return run.result
 
 
@@ -323,7 +456,7 @@ def plot_learning_curve(metrics_file: str | Path, png: str | Path) -> Path:
         ax.plot(steps, values, color="tab:blue", alpha=0.3, label="mean rollout reward")
         window = min(10, len(values))
         smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1:], smooth, color="tab:blue", label=f"  {window}-step average")
+        ax.plot(steps[window - 1 :], smooth, color="tab:blue", label=f"  {window}-step average")
     evals = [(s, r["eval/accuracy"]) for s, r in records.items() if "eval/accuracy" in r]
     if evals:
         ax.plot(*zip(*evals), color="tab:green", marker="o", label="greedy eval accuracy")
@@ -337,6 +470,12 @@ def plot_learning_curve(metrics_file: str | Path, png: str | Path) -> Path:
     return Path(png)
 
 
-RL_LOOP = register_loop(StageLoop(name="rl", run=run_rl_stage, options=rl_options,
-                                  validate=validate_rl_stage,
-                                  objective_options=_objective_options))
+RL_LOOP = register_loop(
+    StageLoop(
+        name="rl",
+        run=run_rl_stage,
+        options=rl_options,
+        validate=validate_rl_stage,
+        objective_options=_objective_options,
+    )
+)

@@ -29,7 +29,7 @@ use. Model output is only ever parsed by the grader (reasonrl.rewards), never ex
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -62,21 +62,31 @@ class RolloutSettings:
     overlong_cache_length: int = 0
 
     @classmethod
-    def from_config(cls, rl, *, seq_len: int, stop_tokens: Sequence[int], pad_id: int
-                    ) -> "RolloutSettings":
-        return cls(group_size=rl.group_size, max_prompt_len=seq_len - rl.max_new_tokens,
-                   max_new_tokens=rl.max_new_tokens, temperature=float(rl.temperature),
-                   top_p=float(rl.top_p), top_k=rl.top_k, stop_tokens=tuple(stop_tokens),
-                   pad_id=pad_id, reward=rl.reward, wrong_reward=float(rl.wrong_reward),
-                   format_weight=float(rl.format_weight), length_penalty=rl.length_penalty,
-                   length_penalty_weight=float(rl.length_penalty_weight),
-                   overlong_cache_length=rl.overlong_cache_length)
+    def from_config(
+        cls, rl, *, seq_len: int, stop_tokens: Sequence[int], pad_id: int
+    ) -> RolloutSettings:
+        return cls(
+            group_size=rl.group_size,
+            max_prompt_len=seq_len - rl.max_new_tokens,
+            max_new_tokens=rl.max_new_tokens,
+            temperature=float(rl.temperature),
+            top_p=float(rl.top_p),
+            top_k=rl.top_k,
+            stop_tokens=tuple(stop_tokens),
+            pad_id=pad_id,
+            reward=rl.reward,
+            wrong_reward=float(rl.wrong_reward),
+            format_weight=float(rl.format_weight),
+            length_penalty=rl.length_penalty,
+            length_penalty_weight=float(rl.length_penalty_weight),
+            overlong_cache_length=rl.overlong_cache_length,
+        )
 
 
 def _padded(rows: Sequence[np.ndarray], width: int, pad_id: int) -> np.ndarray:
     out = np.full((len(rows), width), pad_id, np.int32)
     for i, row in enumerate(rows):
-        out[i, :len(row)] = row
+        out[i, : len(row)] = row
     return out
 
 
@@ -85,12 +95,22 @@ def _check_prompts_fit(config: ModelConfig, prompt_ids, settings: RolloutSetting
     budget = prompt_budget(config, settings.max_new_tokens, settings.max_prompt_len)
     longest = max(len(ids) for ids in prompt_ids)
     if longest > budget:
-        raise ValueError(f"a prompt of {longest} tokens exceeds max_prompt_len={budget} "
-                         f"(min(train.seq_len, max_position_embeddings) - rl.max_new_tokens)")
+        raise ValueError(
+            f"a prompt of {longest} tokens exceeds max_prompt_len={budget} "
+            f"(min(train.seq_len, max_position_embeddings) - rl.max_new_tokens)"
+        )
 
 
-def sample_rollout(config: ModelConfig, params, tokenizer, prompts: dict, settings: RolloutSettings,
-                   rng: jax.Array, *, greedy: bool = False) -> Rollout:
+def sample_rollout(
+    config: ModelConfig,
+    params,
+    tokenizer,
+    prompts: dict,
+    settings: RolloutSettings,
+    rng: jax.Array,
+    *,
+    greedy: bool = False,
+) -> Rollout:
     """G samples for each prompt of `prompts` ({"prompt_ids": [...], "answer": [...]}).
 
     With `greedy`, one argmax completion per prompt (evaluation) instead.
@@ -98,13 +118,24 @@ def sample_rollout(config: ModelConfig, params, tokenizer, prompts: dict, settin
     _check_prompts_fit(config, prompts["prompt_ids"], settings)
     group = 1 if greedy else settings.group_size
     completions = complete(
-        config, params, tokenizer, prompts["prompt_ids"], max_new_tokens=settings.max_new_tokens,
-        rng=rng, temperature=0.0 if greedy else settings.temperature, top_p=settings.top_p,
-        top_k=settings.top_k, num_samples=group, stop_tokens=settings.stop_tokens,
-        pad_id=settings.pad_id, max_prompt_len=settings.max_prompt_len)
+        config,
+        params,
+        tokenizer,
+        prompts["prompt_ids"],
+        max_new_tokens=settings.max_new_tokens,
+        rng=rng,
+        temperature=0.0 if greedy else settings.temperature,
+        top_p=settings.top_p,
+        top_k=settings.top_k,
+        num_samples=group,
+        stop_tokens=settings.stop_tokens,
+        pad_id=settings.pad_id,
+        max_prompt_len=settings.max_prompt_len,
+    )
     return {
-        "prompt_tokens": np.repeat(_padded(completions.prompts, settings.max_prompt_len,
-                                           settings.pad_id), group, axis=0),
+        "prompt_tokens": np.repeat(
+            _padded(completions.prompts, settings.max_prompt_len, settings.pad_id), group, axis=0
+        ),
         "prompt_lengths": completions.prompt_lengths,
         "completion_tokens": completions.tokens,
         "completion_lengths": completions.lengths,
@@ -116,30 +147,46 @@ def sample_rollout(config: ModelConfig, params, tokenizer, prompts: dict, settin
     }
 
 
-def score_rollout(rollout: Rollout, settings: RolloutSettings, *, group_size: int | None = None
-                  ) -> Rollout:
+def score_rollout(
+    rollout: Rollout, settings: RolloutSettings, *, group_size: int | None = None
+) -> Rollout:
     """Grades every completion and adds `correct`, `rewards` and the `reward_<term>` fields."""
     texts, golds = list(rollout["completion_text"]), list(rollout["answer"])
     correct = np.asarray(compute_rewards(settings.reward, texts, golds), np.float32) > 0
-    format_scores = (np.asarray(compute_rewards("format", texts, golds), np.float32)
-                     if settings.format_weight else None)
-    overlong = ({"max_length": settings.max_new_tokens,
-                 "cache_length": settings.overlong_cache_length}
-                if settings.overlong_cache_length else None)
+    format_scores = (
+        np.asarray(compute_rewards("format", texts, golds), np.float32)
+        if settings.format_weight
+        else None
+    )
+    overlong = (
+        {"max_length": settings.max_new_tokens, "cache_length": settings.overlong_cache_length}
+        if settings.overlong_cache_length
+        else None
+    )
     shaped = shape_rewards(
-        np.where(correct, 1.0, settings.wrong_reward), rollout["completion_lengths"],
+        np.where(correct, 1.0, settings.wrong_reward),
+        rollout["completion_lengths"],
         group_size=group_size or settings.group_size,
         length_penalty=settings.length_penalty or None,
-        length_penalty_weight=settings.length_penalty_weight, overlong=overlong,
-        format_scores=format_scores, format_weight=settings.format_weight)
+        length_penalty_weight=settings.length_penalty_weight,
+        overlong=overlong,
+        format_scores=format_scores,
+        format_weight=settings.format_weight,
+    )
     out = dict(rollout, correct=correct.astype(np.float32), rewards=shaped.total)
     out.update({f"reward_{name}": value for name, value in shaped.components.items()})
     return out
 
 
-def train_batch(rollout: Rollout, advantages: np.ndarray, *, seq_len: int, pad_id: int,
-                rows: int | None = None, sampler_field: str = "logprobs"
-                ) -> dict[str, np.ndarray]:
+def train_batch(
+    rollout: Rollout,
+    advantages: np.ndarray,
+    *,
+    seq_len: int,
+    pad_id: int,
+    rows: int | None = None,
+    sampler_field: str = "logprobs",
+) -> dict[str, np.ndarray]:
     """The policy-gradient batch [R, seq_len] for the rollout's N rows (R = rows or N >= N).
 
     Row i holds prompt_i then completion_i then padding. Position t predicts tokens[t + 1]; it
@@ -154,11 +201,13 @@ def train_batch(rollout: Rollout, advantages: np.ndarray, *, seq_len: int, pad_i
     end = prompt_len + rollout["completion_lengths"][:, None]
     col = np.arange(seq_len)[None, :]
     prompt_part = np.take_along_axis(
-        rollout["prompt_tokens"], np.clip(col, 0, rollout["prompt_tokens"].shape[1] - 1), axis=1)
+        rollout["prompt_tokens"], np.clip(col, 0, rollout["prompt_tokens"].shape[1] - 1), axis=1
+    )
     completion_index = np.clip(col - prompt_len, 0, rollout["completion_tokens"].shape[1] - 1)
     completion_part = np.take_along_axis(rollout["completion_tokens"], completion_index, axis=1)
-    tokens = np.where(col < prompt_len, prompt_part,
-                      np.where(col < end, completion_part, pad_id)).astype(np.int32)
+    tokens = np.where(
+        col < prompt_len, prompt_part, np.where(col < end, completion_part, pad_id)
+    ).astype(np.int32)
     targets = np.full_like(tokens, pad_id)
     targets[:, :-1] = tokens[:, 1:]
     predicted = col + 1  # the position of each target
@@ -168,7 +217,8 @@ def train_batch(rollout: Rollout, advantages: np.ndarray, *, seq_len: int, pad_i
     target_index = np.clip(predicted - prompt_len, 0, sampled.shape[1] - 1)
     sampler_logprobs = np.where(loss_mask, np.take_along_axis(sampled, target_index, axis=1), 0.0)
     batch = {
-        "tokens": tokens, "targets": targets,
+        "tokens": tokens,
+        "targets": targets,
         "positions": np.broadcast_to(col, tokens.shape).astype(np.int32),
         "segment_ids": (col < end).astype(np.int32),
         "loss_mask": loss_mask.astype(np.float32),
@@ -176,8 +226,17 @@ def train_batch(rollout: Rollout, advantages: np.ndarray, *, seq_len: int, pad_i
         "sampler_logprobs": sampler_logprobs.astype(np.float32),
     }
     if rows > n:
-        batch = {key: np.concatenate([value, np.full((rows - n, *value.shape[1:]),
-                                                     pad_id if key in ("tokens", "targets") else 0,
-                                                     value.dtype)])
-                 for key, value in batch.items()}
+        batch = {
+            key: np.concatenate(
+                [
+                    value,
+                    np.full(
+                        (rows - n, *value.shape[1:]),
+                        pad_id if key in ("tokens", "targets") else 0,
+                        value.dtype,
+                    ),
+                ]
+            )
+            for key, value in batch.items()
+        }
     return batch

@@ -37,8 +37,9 @@ from reasonrl.sampling.prompt_block import check_settings
 
 PROMPT_TOO_LONG = "prompt_too_long"
 TRUNCATE_PROMPT_CHOICES = ("none", "left")
-PROMPT_TOO_LONG_GRADE = GradeResult(None, False, PROMPT_TOO_LONG,
-                                    "the prompt leaves no room for max_new_tokens")
+PROMPT_TOO_LONG_GRADE = GradeResult(
+    None, False, PROMPT_TOO_LONG, "the prompt leaves no room for max_new_tokens"
+)
 
 # (completions, gold answers) -> one GradeResult per completion, in order.
 Grader = Callable[[Sequence[str], Sequence[str]], list[GradeResult]]
@@ -87,7 +88,7 @@ class Completions:
 
     def by_prompt(self, per_row: np.ndarray) -> np.ndarray:
         """[B]: a per-row field that is the same for a prompt's rows (e.g. prompt_too_long)."""
-        return per_row[::self.num_samples]
+        return per_row[:: self.num_samples]
 
     @property
     def prompt_lengths(self) -> np.ndarray:
@@ -108,22 +109,25 @@ class FittedPrompts(NamedTuple):
     truncated: np.ndarray
 
 
-def prompt_budget(config: ModelConfig, max_new_tokens: int, max_prompt_len: int | None = None
-                  ) -> int:
+def prompt_budget(
+    config: ModelConfig, max_new_tokens: int, max_prompt_len: int | None = None
+) -> int:
     """The longest prompt that leaves ``max_new_tokens`` within the context (and max_prompt_len)."""
     budget = config.max_position_embeddings - int(max_new_tokens)
     return budget if max_prompt_len is None else min(budget, int(max_prompt_len))
 
 
-def fit_prompts(prompt_ids: Sequence[Sequence[int]], budget: int, truncate_prompt: str = "none"
-                ) -> FittedPrompts:
+def fit_prompts(
+    prompt_ids: Sequence[Sequence[int]], budget: int, truncate_prompt: str = "none"
+) -> FittedPrompts:
     """Which prompts fit ``budget`` tokens, or with ``truncate_prompt="left"`` their last tokens.
 
     A budget below one token fits nothing, not even by truncation.
     """
     if truncate_prompt not in TRUNCATE_PROMPT_CHOICES:
-        raise ValueError(f"truncate_prompt must be one of {TRUNCATE_PROMPT_CHOICES}, got "
-                         f"{truncate_prompt!r}")
+        raise ValueError(
+            f"truncate_prompt must be one of {TRUNCATE_PROMPT_CHOICES}, got {truncate_prompt!r}"
+        )
     prompts = [np.asarray(ids).reshape(-1) for ids in prompt_ids]
     too_long = np.array([prompt.size > budget for prompt in prompts], bool)
     if truncate_prompt == "left" and budget >= 1:
@@ -136,11 +140,13 @@ def _expand(result: GenerationResult, sampled: np.ndarray, pad_id: int) -> dict[
     """The result's arrays with a row for every row of the batch ([N, ...]); the rows not
     ``sampled`` (bool [N]) are empty: no tokens, finish reason prompt_too_long."""
     rows, width = sampled.shape[0], result.tokens.shape[1]
-    out = {"tokens": np.full((rows, width), pad_id, np.int32),
-           "lengths": np.zeros((rows,), np.int32),
-           "logprobs": np.zeros((rows, width), np.float32),
-           "sampling_logprobs": np.zeros((rows, width), np.float32),
-           "finish_reasons": np.full((rows,), PROMPT_TOO_LONG)}
+    out = {
+        "tokens": np.full((rows, width), pad_id, np.int32),
+        "lengths": np.zeros((rows,), np.int32),
+        "logprobs": np.zeros((rows, width), np.float32),
+        "sampling_logprobs": np.zeros((rows, width), np.float32),
+        "finish_reasons": np.full((rows,), PROMPT_TOO_LONG),
+    }
     for name, array in out.items():
         array[sampled] = getattr(result, name)
     return out
@@ -149,12 +155,19 @@ def _expand(result: GenerationResult, sampled: np.ndarray, pad_id: int) -> dict[
 def _empty_result(max_new_tokens: int) -> GenerationResult:
     """A GenerationResult of no rows (every prompt of the batch was too long)."""
     empty = np.zeros((0, max_new_tokens), np.float32)
-    return GenerationResult(np.zeros((0, max_new_tokens), np.int32), empty, empty,
-                            np.zeros((0,), np.int32), np.zeros((0,), str), 0)
+    return GenerationResult(
+        np.zeros((0, max_new_tokens), np.int32),
+        empty,
+        empty,
+        np.zeros((0,), np.int32),
+        np.zeros((0,), str),
+        0,
+    )
 
 
-def decode_texts(tokenizer, tokens: np.ndarray, lengths: np.ndarray,
-                 finish_reasons: np.ndarray) -> list[str]:
+def decode_texts(
+    tokenizer, tokens: np.ndarray, lengths: np.ndarray, finish_reasons: np.ndarray
+) -> list[str]:
     """Each row's text: tokens [N, M] up to its length, minus a final stop token."""
     texts = []
     for row, length, reason in zip(tokens, lengths, finish_reasons):
@@ -163,11 +176,23 @@ def decode_texts(tokenizer, tokens: np.ndarray, lengths: np.ndarray,
     return texts
 
 
-def complete(config: ModelConfig, params, tokenizer, prompt_ids: Sequence[Sequence[int]], *,
-             max_new_tokens: int, rng, temperature: float = 1.0, top_p: float = 1.0,
-             top_k: int = 0, num_samples: int = 1, stop_tokens: Sequence[int] = (),
-             pad_id: int = 0, max_prompt_len: int | None = None,
-             truncate_prompt: str = "none") -> Completions:
+def complete(
+    config: ModelConfig,
+    params,
+    tokenizer,
+    prompt_ids: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    rng,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    num_samples: int = 1,
+    stop_tokens: Sequence[int] = (),
+    pad_id: int = 0,
+    max_prompt_len: int | None = None,
+    truncate_prompt: str = "none",
+) -> Completions:
     """``num_samples`` decoded completions of each prompt (``sampling.generate`` underneath).
 
     Args:
@@ -179,24 +204,47 @@ def complete(config: ModelConfig, params, tokenizer, prompt_ids: Sequence[Sequen
     Raises:
         ValueError: as ``generate`` (bad settings, empty prompt, token outside the vocabulary).
     """
-    check_settings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                   top_k=top_k, num_samples=num_samples)
+    check_settings(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        num_samples=num_samples,
+    )
     budget = prompt_budget(config, max_new_tokens, max_prompt_len)
     fitted = fit_prompts(prompt_ids, budget, truncate_prompt)
     sampled = [prompt for prompt, fits in zip(fitted.prompts, fitted.fits) if fits]
-    result = (generate(config, params, sampled, max_new_tokens=max_new_tokens, rng=rng,
-                       temperature=temperature, top_p=top_p, top_k=top_k,
-                       num_samples=num_samples, stop_tokens=stop_tokens, pad_id=pad_id)
-              if sampled else _empty_result(max_new_tokens))
+    result = (
+        generate(
+            config,
+            params,
+            sampled,
+            max_new_tokens=max_new_tokens,
+            rng=rng,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            num_samples=num_samples,
+            stop_tokens=stop_tokens,
+            pad_id=pad_id,
+        )
+        if sampled
+        else _empty_result(max_new_tokens)
+    )
     rows = _expand(result, np.repeat(fitted.fits, num_samples), pad_id)
     return Completions(
         texts=decode_texts(tokenizer, rows["tokens"], rows["lengths"], rows["finish_reasons"]),
-        prompt_truncated=np.repeat(fitted.truncated, num_samples), prompts=fitted.prompts,
-        num_samples=num_samples, prompt_budget=budget, **rows)
+        prompt_truncated=np.repeat(fitted.truncated, num_samples),
+        prompts=fitted.prompts,
+        num_samples=num_samples,
+        prompt_budget=budget,
+        **rows,
+    )
 
 
-def grade_completions(completions: Completions, golds: Sequence[str],
-                      grader: Grader | None = None) -> list[GradeResult]:
+def grade_completions(
+    completions: Completions, golds: Sequence[str], grader: Grader | None = None
+) -> list[GradeResult]:
     """One grade per row of ``completions``.
 
     Args:
@@ -210,8 +258,9 @@ def grade_completions(completions: Completions, golds: Sequence[str],
     sampled = np.flatnonzero(~completions.prompt_too_long)
     grades = [PROMPT_TOO_LONG_GRADE] * len(completions.texts)
     if sampled.size:
-        graded = grader([completions.texts[row] for row in sampled],
-                        [golds[row // n] for row in sampled])
+        graded = grader(
+            [completions.texts[row] for row in sampled], [golds[row // n] for row in sampled]
+        )
         for row, grade in zip(sampled, graded, strict=True):
             grades[row] = grade
     return grades

@@ -75,10 +75,12 @@ class Sampler(NamedTuple):
 def _constrain_cache(sharding: ActivationSharding | None, cache: KVCache) -> KVCache:
     if sharding is None:
         return cache
-    return KVCache(sharding.constrain(cache.keys, _CACHE_AXES),
-                   sharding.constrain(cache.values, _CACHE_AXES),
-                   sharding.constrain(cache.positions, ("batch", "length")),
-                   sharding.constrain(cache.segment_ids, ("batch", "length")))
+    return KVCache(
+        sharding.constrain(cache.keys, _CACHE_AXES),
+        sharding.constrain(cache.values, _CACHE_AXES),
+        sharding.constrain(cache.positions, ("batch", "length")),
+        sharding.constrain(cache.segment_ids, ("batch", "length")),
+    )
 
 
 def _next_logits(config, params, sharding, hidden: Array) -> Array:
@@ -87,9 +89,18 @@ def _next_logits(config, params, sharding, hidden: Array) -> Array:
 
 
 @functools.lru_cache(maxsize=64)
-def build_sampler(config: ModelConfig, mesh: Mesh | None, rules: Rules, prompt_rows: int,
-                  prompt_bucket: int, max_new_tokens: int, num_samples: int, greedy: bool,
-                  use_top_k: bool, use_top_p: bool) -> Sampler:
+def build_sampler(
+    config: ModelConfig,
+    mesh: Mesh | None,
+    rules: Rules,
+    prompt_rows: int,
+    prompt_bucket: int,
+    max_new_tokens: int,
+    num_samples: int,
+    greedy: bool,
+    use_top_k: bool,
+    use_top_p: bool,
+) -> Sampler:
     """The jitted prefill and decode for one static shape / mode (cached per arguments).
 
     `mesh`: the params' mesh, any axis types; both run on its Auto view (`parallel.jit_on_mesh`).
@@ -101,9 +112,16 @@ def build_sampler(config: ModelConfig, mesh: Mesh | None, rules: Rules, prompt_r
         positions = jnp.broadcast_to(slots, tokens.shape)
         segments = (slots[None, :] < lengths[:, None]).astype(jnp.int32)
         cache = _constrain_cache(sharding, KVCache.empty(config, prompt_rows, prompt_bucket))
-        hidden, cache = api.hidden_states(config, params, tokens, positions, segments,
-                                          sharding=sharding, cache=cache,
-                                          cache_index=jnp.int32(0))
+        hidden, cache = api.hidden_states(
+            config,
+            params,
+            tokens,
+            positions,
+            segments,
+            sharding=sharding,
+            cache=cache,
+            cache_index=jnp.int32(0),
+        )
         last = jnp.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)  # [R, 1, D]
         logits = _next_logits(config, params, sharding, last)
 
@@ -113,8 +131,12 @@ def build_sampler(config: ModelConfig, mesh: Mesh | None, rules: Rules, prompt_r
             pad[slot_axis] = (0, max_new_tokens)
             return jnp.repeat(jnp.pad(x, pad), num_samples, axis=batch_axis)
 
-        cache = KVCache(widen(cache.keys, 1, 3), widen(cache.values, 1, 3),
-                        widen(cache.positions, 0, 1), widen(cache.segment_ids, 0, 1))
+        cache = KVCache(
+            widen(cache.keys, 1, 3),
+            widen(cache.values, 1, 3),
+            widen(cache.positions, 0, 1),
+            widen(cache.segment_ids, 0, 1),
+        )
         return _constrain_cache(sharding, cache), jnp.repeat(logits, num_samples, axis=0)
 
     def decode(params, cache, logits, prompt_lengths, row_ids, live_rows, rng, settings):
@@ -123,9 +145,16 @@ def build_sampler(config: ModelConfig, mesh: Mesh | None, rules: Rules, prompt_r
 
         def sample(step, step_logits, done):
             keys = row_keys(rng, step, row_ids)
-            drawn = sample_tokens(step_logits, keys, settings.temperature, settings.top_k,
-                                  settings.top_p, greedy=greedy, use_top_k=use_top_k,
-                                  use_top_p=use_top_p)
+            drawn = sample_tokens(
+                step_logits,
+                keys,
+                settings.temperature,
+                settings.top_k,
+                settings.top_p,
+                greedy=greedy,
+                use_top_k=use_top_k,
+                use_top_p=use_top_p,
+            )
             stops = settings.stop_mask[drawn.tokens] & ~done
             return drawn, stops
 
@@ -133,17 +162,23 @@ def build_sampler(config: ModelConfig, mesh: Mesh | None, rules: Rules, prompt_r
             def put(buffer, values, fill):
                 return buffer.at[:, step].set(jnp.where(done, fill, values).astype(buffer.dtype))
 
-            return DecodeOutput(put(out.tokens, drawn.tokens, settings.pad_id),
-                                put(out.logprobs, drawn.logprobs, 0.0),
-                                put(out.sampling_logprobs, drawn.sampling_logprobs, 0.0),
-                                out.lengths + (~done).astype(jnp.int32),
-                                out.stopped | stops, step + 1)
+            return DecodeOutput(
+                put(out.tokens, drawn.tokens, settings.pad_id),
+                put(out.logprobs, drawn.logprobs, 0.0),
+                put(out.sampling_logprobs, drawn.sampling_logprobs, 0.0),
+                out.lengths + (~done).astype(jnp.int32),
+                out.stopped | stops,
+                step + 1,
+            )
 
-        empty = DecodeOutput(jnp.zeros((rows, max_new_tokens), jnp.int32),
-                             jnp.zeros((rows, max_new_tokens), jnp.float32),
-                             jnp.zeros((rows, max_new_tokens), jnp.float32),
-                             jnp.zeros((rows,), jnp.int32), jnp.zeros((rows,), bool),
-                             jnp.int32(0))
+        empty = DecodeOutput(
+            jnp.zeros((rows, max_new_tokens), jnp.int32),
+            jnp.zeros((rows, max_new_tokens), jnp.float32),
+            jnp.zeros((rows, max_new_tokens), jnp.float32),
+            jnp.zeros((rows,), jnp.int32),
+            jnp.zeros((rows,), bool),
+            jnp.int32(0),
+        )
         drawn, stops = sample(jnp.int32(0), logits, padding)
         out = record(empty, jnp.int32(0), drawn, padding, stops)
 
@@ -156,8 +191,15 @@ def build_sampler(config: ModelConfig, mesh: Mesh | None, rules: Rules, prompt_r
             step = out.steps
             positions = (prompt_lengths + step - 1)[:, None]
             hidden, cache = api.hidden_states(
-                config, params, previous[:, None], positions, jnp.ones_like(positions),
-                sharding=sharding, cache=cache, cache_index=prompt_bucket + step - 1)
+                config,
+                params,
+                previous[:, None],
+                positions,
+                jnp.ones_like(positions),
+                sharding=sharding,
+                cache=cache,
+                cache_index=prompt_bucket + step - 1,
+            )
             cache = _constrain_cache(sharding, cache)
             done = out.stopped | padding
             drawn, stops = sample(step, _next_logits(config, params, sharding, hidden), done)

@@ -54,6 +54,7 @@ def _keep_top_weight(keys: Array, weights: Array, target: Array) -> Array:
     Returns:
       bool [B, V].
     """
+
     def weight_at_or_above(threshold):
         return jnp.sum(jnp.where(keys >= threshold[:, None], weights, 0.0), axis=-1)
 
@@ -74,8 +75,15 @@ def _keep_top_weight(keys: Array, weights: Array, target: Array) -> Array:
     return above | (tied & (weight_above + tied_before < target))
 
 
-def filter_logits(logits: Array, temperature: Array, top_k: Array, top_p: Array, *,
-                  use_top_k: bool = True, use_top_p: bool = True) -> Array:
+def filter_logits(
+    logits: Array,
+    temperature: Array,
+    top_k: Array,
+    top_p: Array,
+    *,
+    use_top_k: bool = True,
+    use_top_p: bool = True,
+) -> Array:
     """Tempered logits [B, V] with every token outside the top-k / top-p set at -inf.
 
     Args:
@@ -123,8 +131,17 @@ def row_keys(rng: Array, step: Array, row_ids: Array) -> Array:
     return jax.vmap(lambda row: jax.random.fold_in(step_key, row))(row_ids)
 
 
-def sample_tokens(logits: Array, keys: Array, temperature, top_k, top_p, *, greedy: bool,
-                  use_top_k: bool = True, use_top_p: bool = True) -> SampledTokens:
+def sample_tokens(
+    logits: Array,
+    keys: Array,
+    temperature,
+    top_k,
+    top_p,
+    *,
+    greedy: bool,
+    use_top_k: bool = True,
+    use_top_p: bool = True,
+) -> SampledTokens:
     """Draws one token per row.
 
     Args:
@@ -137,8 +154,10 @@ def sample_tokens(logits: Array, keys: Array, temperature, top_k, top_p, *, gree
     if greedy:
         tokens = jnp.argmax(logits, axis=-1).astype(jnp.int32)
         return SampledTokens(tokens, token_logprobs(logits, tokens), jnp.zeros(tokens.shape))
-    sampling_logits = filter_logits(logits, temperature, top_k, top_p, use_top_k=use_top_k,
-                                    use_top_p=use_top_p)
+    sampling_logits = filter_logits(
+        logits, temperature, top_k, top_p, use_top_k=use_top_k, use_top_p=use_top_p
+    )
     tokens = jax.vmap(jax.random.categorical)(keys, sampling_logits).astype(jnp.int32)
-    return SampledTokens(tokens, token_logprobs(logits, tokens),
-                         token_logprobs(sampling_logits, tokens))
+    return SampledTokens(
+        tokens, token_logprobs(logits, tokens), token_logprobs(sampling_logits, tokens)
+    )

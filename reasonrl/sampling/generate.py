@@ -10,7 +10,8 @@ mesh works (Auto or Explicit axes, set with `jax.set_mesh` or not, see `reasonrl
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,10 +58,22 @@ def _as_key(rng) -> jax.Array:
     return rng
 
 
-def generate(config: ModelConfig, params, prompt_tokens, *, max_new_tokens: int, rng,
-             temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-             num_samples: int = 1, stop_tokens: Sequence[int] = (), pad_id: int = 0,
-             prompt_lengths=None, rules: Rules = DEFAULT_RULES) -> GenerationResult:
+def generate(
+    config: ModelConfig,
+    params,
+    prompt_tokens,
+    *,
+    max_new_tokens: int,
+    rng,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    num_samples: int = 1,
+    stop_tokens: Sequence[int] = (),
+    pad_id: int = 0,
+    prompt_lengths=None,
+    rules: Rules = DEFAULT_RULES,
+) -> GenerationResult:
     """Samples `max_new_tokens` (or until a stop token) after each prompt.
 
     Args:
@@ -82,19 +95,38 @@ def generate(config: ModelConfig, params, prompt_tokens, *, max_new_tokens: int,
         prompt + max_new_tokens beyond max_position_embeddings, max_new_tokens <= 0, top_p outside
         (0, 1], temperature < 0, top_k < 0, num_samples < 1, stop token outside the vocabulary).
     """
-    check_settings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                   top_k=top_k, num_samples=num_samples)
+    check_settings(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        num_samples=num_samples,
+    )
     stop = check_stop_tokens(config, stop_tokens)
     mesh = api.mesh_of(params)
     splits = 1 if mesh is None else batch_split_count(mesh, rules)
-    block = pack_prompts(config, prompt_tokens, prompt_lengths, max_new_tokens=max_new_tokens,
-                         pad_id=pad_id, row_multiple=splits)
-    num_prompts = (len(prompt_tokens) if prompt_lengths is None
-                   else int(np.shape(prompt_tokens)[0]))
+    block = pack_prompts(
+        config,
+        prompt_tokens,
+        prompt_lengths,
+        max_new_tokens=max_new_tokens,
+        pad_id=pad_id,
+        row_multiple=splits,
+    )
+    num_prompts = len(prompt_tokens) if prompt_lengths is None else int(np.shape(prompt_tokens)[0])
     greedy = temperature == 0
-    sampler = build_sampler(config, mesh, rules, block.tokens.shape[0], block.tokens.shape[1],
-                            int(max_new_tokens), int(num_samples), greedy,
-                            not greedy and top_k > 0, not greedy and top_p < 1.0)
+    sampler = build_sampler(
+        config,
+        mesh,
+        rules,
+        block.tokens.shape[0],
+        block.tokens.shape[1],
+        int(max_new_tokens),
+        int(num_samples),
+        greedy,
+        not greedy and top_k > 0,
+        not greedy and top_p < 1.0,
+    )
 
     rows = block.tokens.shape[0] * num_samples
     row_prompt_lengths = np.repeat(block.lengths, num_samples)
@@ -108,25 +140,41 @@ def generate(config: ModelConfig, params, prompt_tokens, *, max_new_tokens: int,
     stop_mask = np.zeros((config.vocab_size,), bool)
     stop_mask[list(stop)] = True
     settings = SamplerSettings(
-        temperature=jnp.float32(temperature if not greedy else 1.0), top_k=jnp.int32(top_k),
-        top_p=jnp.float32(top_p), pad_id=jnp.int32(pad_id), stop_mask=jnp.asarray(stop_mask))
+        temperature=jnp.float32(temperature if not greedy else 1.0),
+        top_k=jnp.int32(top_k),
+        top_p=jnp.float32(top_p),
+        pad_id=jnp.int32(pad_id),
+        stop_mask=jnp.asarray(stop_mask),
+    )
 
     cache, logits = sampler.prefill(params, *prompt_inputs)
     keep = num_prompts * num_samples
-    out, _ = sampler.decode(params, cache, logits, *row_inputs, jnp.int32(keep), _as_key(rng),
-                            settings)
+    out, _ = sampler.decode(
+        params, cache, logits, *row_inputs, jnp.int32(keep), _as_key(rng), settings
+    )
     out = jax.device_get(out)
     return GenerationResult(
-        tokens=np.asarray(out.tokens[:keep]), logprobs=np.asarray(out.logprobs[:keep]),
+        tokens=np.asarray(out.tokens[:keep]),
+        logprobs=np.asarray(out.logprobs[:keep]),
         sampling_logprobs=np.asarray(out.sampling_logprobs[:keep]),
         lengths=np.asarray(out.lengths[:keep]),
         finish_reasons=np.where(out.stopped[:keep], "stop", "length"),
-        decode_steps=int(out.steps))
+        decode_steps=int(out.steps),
+    )
 
 
-def generate_text(config: ModelConfig, params, tokenizer, prompts: Sequence[str], *,
-                  max_new_tokens: int, rng, stop_tokens: Sequence[int] | None = None,
-                  add_bos: bool = False, **sampling) -> TextGenerationResult:
+def generate_text(
+    config: ModelConfig,
+    params,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    rng,
+    stop_tokens: Sequence[int] | None = None,
+    add_bos: bool = False,
+    **sampling,
+) -> TextGenerationResult:
     """`generate` on strings, with a `reasonrl.data.Tokenizer`.
 
     Args:
@@ -140,8 +188,15 @@ def generate_text(config: ModelConfig, params, tokenizer, prompts: Sequence[str]
     if stop_tokens is None:
         stop_tokens = () if tokenizer.eos_id is None else (tokenizer.eos_id,)
     encoded = [tokenizer.encode(text, add_bos=add_bos) for text in prompts]
-    result = generate(config, params, encoded, max_new_tokens=max_new_tokens, rng=rng,
-                      stop_tokens=stop_tokens, **sampling)
+    result = generate(
+        config,
+        params,
+        encoded,
+        max_new_tokens=max_new_tokens,
+        rng=rng,
+        stop_tokens=stop_tokens,
+        **sampling,
+    )
     texts = []
     for tokens, length, reason in zip(result.tokens, result.lengths, result.finish_reasons):
         end = int(length) - (1 if reason == "stop" else 0)

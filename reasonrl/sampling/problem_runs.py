@@ -43,8 +43,13 @@ from reasonrl import models, parallel, rewards
 from reasonrl.data import prompt_templates
 from reasonrl.errors import ReasonRLError
 from reasonrl.rewards import Problem
-from reasonrl.sampling.completions import (PROMPT_TOO_LONG, TRUNCATE_PROMPT_CHOICES, Completions,
-                                           Grader, complete)
+from reasonrl.sampling.completions import (
+    PROMPT_TOO_LONG,
+    TRUNCATE_PROMPT_CHOICES,
+    Completions,
+    Grader,
+    complete,
+)
 from reasonrl.sampling.keys import batch_rng
 from reasonrl.train import exports
 
@@ -86,18 +91,23 @@ def check_sampling(settings: ProblemSampling) -> None:
     """Raises SettingsError, naming the flag, for sampling settings that cannot work."""
     check_at_least_one(num_samples=settings.num_samples, max_new_tokens=settings.max_new_tokens)
     if settings.temperature < 0 or settings.top_k < 0 or not 0 < settings.top_p <= 1:
-        raise SettingsError(f"need --temperature >= 0, --top_k >= 0 and 0 < --top_p <= 1; "
-                            f"got {settings.temperature}, {settings.top_k}, {settings.top_p}")
-    choices = {"prompt_template": sorted(prompt_templates.PROMPT_TEMPLATES),
-               "chat_template": sorted(data_lib.CHAT_TEMPLATES),
-               "truncate_prompt": list(TRUNCATE_PROMPT_CHOICES)}
+        raise SettingsError(
+            f"need --temperature >= 0, --top_k >= 0 and 0 < --top_p <= 1; "
+            f"got {settings.temperature}, {settings.top_k}, {settings.top_p}"
+        )
+    choices = {
+        "prompt_template": sorted(prompt_templates.PROMPT_TEMPLATES),
+        "chat_template": sorted(data_lib.CHAT_TEMPLATES),
+        "truncate_prompt": list(TRUNCATE_PROMPT_CHOICES),
+    }
     for flag, known in choices.items():
         if getattr(settings, flag) not in known:
             raise SettingsError(f"--{flag}: unknown {getattr(settings, flag)!r}; known: {known}")
 
 
-def resolve_model_paths(checkpoint: str, tokenizer: str | None, *,
-                        checkpoint_flag: str = "--checkpoint") -> tuple[str, str]:
+def resolve_model_paths(
+    checkpoint: str, tokenizer: str | None, *, checkpoint_flag: str = "--checkpoint"
+) -> tuple[str, str]:
     """(checkpoint directory, tokenizer path), absolute, for the command line's values.
 
     ``checkpoint`` is anything ``reasonrl.train.exports.resolve_checkpoint`` accepts; the
@@ -114,8 +124,9 @@ def resolve_model_paths(checkpoint: str, tokenizer: str | None, *,
     try:
         data_lib.load_tokenizer(str(tokenizer_path))
     except (OSError, ValueError, RuntimeError) as error:  # missing, unknown kind, unreadable
-        raise SettingsError(f"--tokenizer: cannot load a tokenizer from {str(tokenizer_path)!r}: "
-                            f"{error}") from None
+        raise SettingsError(
+            f"--tokenizer: cannot load a tokenizer from {str(tokenizer_path)!r}: {error}"
+        ) from None
     return str(directory), str(tokenizer_path)
 
 
@@ -127,7 +138,8 @@ def check_context(checkpoint: str, max_new_tokens: int) -> None:
         raise SettingsError(
             f"max_new_tokens={max_new_tokens} does not fit the model's context of {context} "
             f"tokens (max_position_embeddings of {checkpoint}), which also holds the prompt; "
-            f"lower --max_new_tokens")
+            f"lower --max_new_tokens"
+        )
 
 
 def checkpoint_digest(path: str | Path) -> str:
@@ -159,8 +171,9 @@ class RuntimeSettings:
 
     def grader(self) -> Grader:
         """``rewards.grade_batch`` with these workers and timeout."""
-        return functools.partial(rewards.grade_batch, num_workers=self.grader_workers,
-                                 timeout_s=self.grader_timeout_s)
+        return functools.partial(
+            rewards.grade_batch, num_workers=self.grader_workers, timeout_s=self.grader_timeout_s
+        )
 
 
 class LoadedModel(NamedTuple):
@@ -171,8 +184,9 @@ class LoadedModel(NamedTuple):
     tokenizer: data_lib.Tokenizer
 
 
-def load_model(checkpoint: str, tokenizer: str, *, runtime: RuntimeSettings,
-               dtype: str = "float32") -> LoadedModel:
+def load_model(
+    checkpoint: str, tokenizer: str, *, runtime: RuntimeSettings, dtype: str = "float32"
+) -> LoadedModel:
     """Loads a Hugging Face checkpoint directory on ``runtime.mesh_shape``, and a tokenizer."""
     mesh = parallel.make_mesh(runtime.mesh_shape)
     logging.info("loading %s on mesh %s", checkpoint, dict(mesh.shape))
@@ -182,22 +196,43 @@ def load_model(checkpoint: str, tokenizer: str, *, runtime: RuntimeSettings,
 
 def problem_batches(problems: Sequence[Problem], batch_size: int) -> list[list[Problem]]:
     """Fixed consecutive chunks of ``batch_size`` problems (the last may be shorter)."""
-    return [list(problems[start:start + batch_size])
-            for start in range(0, len(problems), batch_size)]
+    return [
+        list(problems[start : start + batch_size]) for start in range(0, len(problems), batch_size)
+    ]
 
 
-def complete_problems(config: models.ModelConfig, params, tokenizer: data_lib.Tokenizer,
-                      problems: Sequence[Problem], settings: ProblemSampling) -> Completions:
+def complete_problems(
+    config: models.ModelConfig,
+    params,
+    tokenizer: data_lib.Tokenizer,
+    problems: Sequence[Problem],
+    settings: ProblemSampling,
+) -> Completions:
     """``settings.num_samples`` completions of each problem (row = problem * n + sample)."""
-    prompt_ids = [prompt_templates.prompt_token_ids(
-        problem.problem, prompt_template=settings.prompt_template,
-        chat_template=settings.chat_template, tokenizer=tokenizer) for problem in problems]
+    prompt_ids = [
+        prompt_templates.prompt_token_ids(
+            problem.problem,
+            prompt_template=settings.prompt_template,
+            chat_template=settings.chat_template,
+            tokenizer=tokenizer,
+        )
+        for problem in problems
+    ]
     return complete(
-        config, params, tokenizer, prompt_ids, max_new_tokens=settings.max_new_tokens,
-        rng=batch_rng(settings.seed, problems[0].id), temperature=settings.temperature,
-        top_p=settings.top_p, top_k=settings.top_k, num_samples=settings.num_samples,
+        config,
+        params,
+        tokenizer,
+        prompt_ids,
+        max_new_tokens=settings.max_new_tokens,
+        rng=batch_rng(settings.seed, problems[0].id),
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        top_k=settings.top_k,
+        num_samples=settings.num_samples,
         stop_tokens=prompt_templates.stop_token_ids(tokenizer, settings.chat_template),
-        pad_id=tokenizer.pad_id, truncate_prompt=settings.truncate_prompt)
+        pad_id=tokenizer.pad_id,
+        truncate_prompt=settings.truncate_prompt,
+    )
 
 
 class LongPromptWarning:
@@ -221,5 +256,9 @@ class LongPromptWarning:
             "max_new_tokens within the model's context (max_position_embeddings); it and every "
             "other such problem is not sampled and is counted as %r in the summary; %s. This "
             "warning is not repeated for the run.",
-            problems[first].id, completions.prompts[first].size, completions.prompt_budget,
-            PROMPT_TOO_LONG, self.remedy)
+            problems[first].id,
+            completions.prompts[first].size,
+            completions.prompt_budget,
+            PROMPT_TOO_LONG,
+            self.remedy,
+        )

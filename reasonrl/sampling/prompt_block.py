@@ -7,7 +7,8 @@ the compiled sampler of its bucket instead of recompiling.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,8 +42,9 @@ class PromptBlock(NamedTuple):
     lengths: np.ndarray
 
 
-def check_settings(*, max_new_tokens: int, temperature: float, top_p: float, top_k: int,
-                   num_samples: int) -> None:
+def check_settings(
+    *, max_new_tokens: int, temperature: float, top_p: float, top_k: int, num_samples: int
+) -> None:
     """Raises ValueError naming the first out-of-range sampling argument."""
     if int(max_new_tokens) != max_new_tokens or max_new_tokens <= 0:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
@@ -71,20 +73,31 @@ def _ragged_rows(prompt_tokens, prompt_lengths) -> list[np.ndarray]:
     block = np.asarray(prompt_tokens)
     lengths = np.asarray(prompt_lengths).reshape(-1)
     if block.ndim != 2:
-        raise ValueError(f"prompt_tokens with prompt_lengths must be [batch, length], got shape "
-                         f"{block.shape}")
+        raise ValueError(
+            f"prompt_tokens with prompt_lengths must be [batch, length], got shape {block.shape}"
+        )
     if lengths.shape[0] != block.shape[0]:
-        raise ValueError(f"prompt_lengths has {lengths.shape[0]} entries for "
-                         f"{block.shape[0]} prompts")
+        raise ValueError(
+            f"prompt_lengths has {lengths.shape[0]} entries for {block.shape[0]} prompts"
+        )
     if (lengths > block.shape[1]).any():
         index = int(np.argmax(lengths > block.shape[1]))
-        raise ValueError(f"prompt_lengths[{index}]={int(lengths[index])} exceeds the padded "
-                         f"prompt_tokens length {block.shape[1]}")
-    return [block[i, :max(int(n), 0)] for i, n in enumerate(lengths)]
+        raise ValueError(
+            f"prompt_lengths[{index}]={int(lengths[index])} exceeds the padded "
+            f"prompt_tokens length {block.shape[1]}"
+        )
+    return [block[i, : max(int(n), 0)] for i, n in enumerate(lengths)]
 
 
-def pack_prompts(config: ModelConfig, prompt_tokens, prompt_lengths, *, max_new_tokens: int,
-                 pad_id: int, row_multiple: int = 1) -> PromptBlock:
+def pack_prompts(
+    config: ModelConfig,
+    prompt_tokens,
+    prompt_lengths,
+    *,
+    max_new_tokens: int,
+    pad_id: int,
+    row_multiple: int = 1,
+) -> PromptBlock:
     """Validates prompts and packs them into a bucketed block.
 
     Args:
@@ -104,24 +117,27 @@ def pack_prompts(config: ModelConfig, prompt_tokens, prompt_lengths, *, max_new_
         if row.size == 0:
             raise ValueError(f"prompt_tokens[{index}] is empty; every prompt needs >= 1 token")
         if not np.issubdtype(row.dtype, np.integer):
-            raise ValueError(f"prompt_tokens[{index}] must hold integer token ids, got dtype "
-                             f"{row.dtype}")
+            raise ValueError(
+                f"prompt_tokens[{index}] must hold integer token ids, got dtype {row.dtype}"
+            )
         bad = (row < 0) | (row >= config.vocab_size)
         if bad.any():
             where = int(np.argmax(bad))
-            raise ValueError(f"prompt_tokens[{index}][{where}] = {int(row[where])} is outside the "
-                             f"vocabulary [0, {config.vocab_size})")
+            raise ValueError(
+                f"prompt_tokens[{index}][{where}] = {int(row[where])} is outside the "
+                f"vocabulary [0, {config.vocab_size})"
+            )
         if row.size + max_new_tokens > config.max_position_embeddings:
             raise ValueError(
                 f"prompt_tokens[{index}] has {row.size} tokens; with max_new_tokens="
                 f"{max_new_tokens} that exceeds max_position_embeddings="
-                f"{config.max_position_embeddings}")
+                f"{config.max_position_embeddings}"
+            )
     num_rows = -(-len(rows) // row_multiple) * row_multiple
     width = bucket_length(max(row.size for row in rows))
-    tokens = np.full((num_rows, width), pad_id if 0 <= pad_id < config.vocab_size else 0,
-                     np.int32)
+    tokens = np.full((num_rows, width), pad_id if 0 <= pad_id < config.vocab_size else 0, np.int32)
     lengths = np.ones((num_rows,), np.int32)
     for index, row in enumerate(rows):
-        tokens[index, :row.size] = row
+        tokens[index, : row.size] = row
         lengths[index] = row.size
     return PromptBlock(tokens, lengths)

@@ -37,9 +37,11 @@ from reasonrl.workdir import atomic_write_text
 # Setting -> the value every run stored before the setting existed was made with.
 ADDED_SETTINGS = types.MappingProxyType({"truncate_prompt": "none"})
 # Setting -> what a stored value of an older version means today.
-LEGACY_VALUES = types.MappingProxyType({
-    "limit": lambda value: None if isinstance(value, int) and value <= 0 else value,
-})
+LEGACY_VALUES = types.MappingProxyType(
+    {
+        "limit": lambda value: None if isinstance(value, int) and value <= 0 else value,
+    }
+)
 # Setting older runs did not record and whose value cannot be known -> what goes unchecked.
 UNRECORDED_SETTINGS = types.MappingProxyType({"checkpoint_sha256": "the checkpoint's weights"})
 
@@ -50,22 +52,26 @@ class ConfigMismatchError(ReasonRLError, ValueError):
 
 def _as_stored_today(stored: dict, current: dict, source: str) -> dict:
     """``stored`` as this version would have written it (see the module docstring)."""
-    upgraded = {**{key: value for key, value in ADDED_SETTINGS.items() if key in current},
-                **stored}
+    upgraded = {**{key: value for key, value in ADDED_SETTINGS.items() if key in current}, **stored}
     for key, upgrade in LEGACY_VALUES.items():
         if key in upgraded:
             upgraded[key] = upgrade(upgraded[key])
     for key, unchecked in UNRECORDED_SETTINGS.items():
         if key in current and key not in upgraded:
-            logging.warning("%s was written before runs recorded %s: resuming it without "
-                            "checking %s (start a new output if they may have changed)",
-                            source, key, unchecked)
+            logging.warning(
+                "%s was written before runs recorded %s: resuming it without "
+                "checking %s (start a new output if they may have changed)",
+                source,
+                key,
+                unchecked,
+            )
             upgraded[key] = current[key]
     return upgraded
 
 
-def check_settings(stored: dict, current: dict, *, what: str, remedy: str,
-                   source: str = "the stored run") -> None:
+def check_settings(
+    stored: dict, current: dict, *, what: str, remedy: str, source: str = "the stored run"
+) -> None:
     """Raises unless ``stored`` and ``current`` (flag name -> value) agree.
 
     Args:
@@ -78,8 +84,11 @@ def check_settings(stored: dict, current: dict, *, what: str, remedy: str,
             one ``  --name: stored X, now Y`` line per differing setting, in name order.
     """
     stored = _as_stored_today(stored, current, source)
-    diffs = [(key, stored.get(key), current.get(key)) for key in sorted(set(stored) | set(current))
-             if stored.get(key) != current.get(key)]
+    diffs = [
+        (key, stored.get(key), current.get(key))
+        for key in sorted(set(stored) | set(current))
+        if stored.get(key) != current.get(key)
+    ]
     if diffs:
         lines = "\n".join(f"  --{key}: stored {old!r}, now {new!r}" for key, old, new in diffs)
         raise ConfigMismatchError(f"{what}; rerun with the stored values or {remedy}:\n{lines}")
@@ -128,7 +137,7 @@ def truncate_synced(path: Path, size: int) -> None:
 def cut_torn_tail(path: Path) -> bytes:
     """Cuts an unterminated last line off ``path``; returns the complete lines left."""
     data = path.read_bytes()
-    complete = data[:data.rfind(b"\n") + 1]
+    complete = data[: data.rfind(b"\n") + 1]
     if len(complete) != len(data):
         truncate_synced(path, len(complete))
     return complete

@@ -16,8 +16,8 @@ preference model must learn the arithmetic rather than a surface cue such as the
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -27,7 +27,7 @@ def addition_problems(count: int, *, digits: int = 2, seed: int = 0) -> list[tup
     if count < 0 or digits < 1:
         raise ValueError(f"need count >= 0 and digits >= 1, got {count}, {digits}")
     rng = np.random.default_rng(seed)
-    operands = rng.integers(0, 10 ** digits, size=(count, 2))
+    operands = rng.integers(0, 10**digits, size=(count, 2))
     return [(int(a), int(b)) for a, b in operands]
 
 
@@ -48,21 +48,27 @@ def near_miss(answer: int, rng: np.random.Generator) -> int:
     text = str(answer)
     if rng.random() < 0.5:
         position = int(rng.integers(len(text)))
-        choices = [d for d in "0123456789" if d != text[position]
-                   and not (position == 0 and d == "0" and len(text) > 1)]
-        wrong = int(text[:position] + str(rng.choice(choices)) + text[position + 1:])
+        choices = [
+            d
+            for d in "0123456789"
+            if d != text[position] and not (position == 0 and d == "0" and len(text) > 1)
+        ]
+        wrong = int(text[:position] + str(rng.choice(choices)) + text[position + 1 :])
     else:
         wrong = answer + (1 if answer == 0 or rng.random() < 0.5 else -1)
     assert wrong != answer
     return wrong
 
 
-def preference_records(problems: Iterable[tuple[int, int]], *, seed: int = 0
-                       ) -> list[dict[str, str]]:
+def preference_records(
+    problems: Iterable[tuple[int, int]], *, seed: int = 0
+) -> list[dict[str, str]]:
     """Pairs preferring the correct sum over a near miss."""
     rng = np.random.default_rng(seed)
-    return [{"prompt": question(a, b), "chosen": str(a + b),
-             "rejected": str(near_miss(a + b, rng))} for a, b in problems]
+    return [
+        {"prompt": question(a, b), "chosen": str(a + b), "rejected": str(near_miss(a + b, rng))}
+        for a, b in problems
+    ]
 
 
 def corpus_text(problems: Iterable[tuple[int, int]]) -> str:
@@ -79,9 +85,15 @@ def write_jsonl(records: Iterable[dict], path: str | Path) -> Path:
     return path
 
 
-def write_addition_dataset(out_dir: str | Path, *, train: int = 8000, test: int = 500,
-                           preference_pairs: int = 4000, digits: int = 2, seed: int = 0
-                           ) -> dict[str, Path]:
+def write_addition_dataset(
+    out_dir: str | Path,
+    *,
+    train: int = 8000,
+    test: int = 500,
+    preference_pairs: int = 4000,
+    digits: int = 2,
+    seed: int = 0,
+) -> dict[str, Path]:
     """Writes the demo's files (what `reasonrl/assets/synthetic/addition/` ships):
 
       corpus.txt                solved train problems, one per line (tokenizer, pretraining)
@@ -96,17 +108,20 @@ def write_addition_dataset(out_dir: str | Path, *, train: int = 8000, test: int 
     out_dir.mkdir(parents=True, exist_ok=True)
     train_problems = addition_problems(train, digits=digits, seed=seed)
     seen = set(train_problems)
-    test_problems = [p for p in addition_problems(4 * test, digits=digits, seed=seed + 1)
-                     if p not in seen][:test]
+    test_problems = [
+        p for p in addition_problems(4 * test, digits=digits, seed=seed + 1) if p not in seen
+    ][:test]
     files = {"corpus": out_dir / "corpus.txt"}
     files["corpus"].write_text(corpus_text(train_problems), encoding="utf-8")
     files["sft_train"] = write_jsonl(sft_records(train_problems), out_dir / "sft_train.jsonl")
     files["test"] = write_jsonl(sft_records(test_problems), out_dir / "test.jsonl")
     files["preferences_train"] = write_jsonl(
         preference_records(train_problems[:preference_pairs], seed=seed),
-        out_dir / "preferences_train.jsonl")
-    files["preferences_test"] = write_jsonl(preference_records(test_problems, seed=seed + 1),
-                                            out_dir / "preferences_test.jsonl")
+        out_dir / "preferences_train.jsonl",
+    )
+    files["preferences_test"] = write_jsonl(
+        preference_records(test_problems, seed=seed + 1), out_dir / "preferences_test.jsonl"
+    )
     return files
 
 

@@ -72,12 +72,25 @@ from reasonrl import models, rewards
 from reasonrl.data import prompt_templates
 from reasonrl.errors import ReasonRLError
 from reasonrl.rewards import Problem
-from reasonrl.sampling.completions import (TRUNCATE_PROMPT_CHOICES, Completions, Grader,
-                                           grade_completions)
-from reasonrl.sampling.problem_runs import (LongPromptWarning, RuntimeSettings, SettingsError,
-                                            check_at_least_one, check_context, check_sampling,
-                                            checkpoint_digest, complete_problems, load_model,
-                                            problem_batches, resolve_model_paths)
+from reasonrl.sampling.completions import (
+    TRUNCATE_PROMPT_CHOICES,
+    Completions,
+    Grader,
+    grade_completions,
+)
+from reasonrl.sampling.problem_runs import (
+    LongPromptWarning,
+    RuntimeSettings,
+    SettingsError,
+    check_at_least_one,
+    check_context,
+    check_sampling,
+    checkpoint_digest,
+    complete_problems,
+    load_model,
+    problem_batches,
+    resolve_model_paths,
+)
 from reasonrl.synthetic import distill_store
 from reasonrl.synthetic.selection import Candidate, make_selector
 from reasonrl.workdir import DirectoryLock
@@ -86,8 +99,10 @@ from reasonrl.workdir import DirectoryLock
 PROVENANCE_FIELDS = ("id", "sample", "num_tokens", "extracted_answer")
 # Carried by every record of a --truncate_prompt=left run.
 TRUNCATION_FIELD = "prompt_truncated"
-LONG_PROMPT_REMEDY = ("to sample them with the end of their prompt instead, rerun with "
-                      "--truncate_prompt=left and another --output")
+LONG_PROMPT_REMEDY = (
+    "to sample them with the end of their prompt instead, rerun with "
+    "--truncate_prompt=left and another --output"
+)
 
 
 class ProblemFileError(ReasonRLError, ValueError):
@@ -138,9 +153,11 @@ class DistillSettings:
         fields = (self.prompt_field, self.response_field)
         reserved = PROVENANCE_FIELDS + (TRUNCATION_FIELD,)
         if not all(fields) or len(set(fields)) != 2 or set(fields) & set(reserved):
-            raise SettingsError(f"--prompt_field and --response_field must be two different "
-                                f"non-empty names, not among {list(reserved)}; got "
-                                f"{self.prompt_field!r}, {self.response_field!r}")
+            raise SettingsError(
+                f"--prompt_field and --response_field must be two different "
+                f"non-empty names, not among {list(reserved)}; got "
+                f"{self.prompt_field!r}, {self.response_field!r}"
+            )
         make_selector(self.select)  # raises SelectionError on a bad --select
 
 
@@ -169,21 +186,24 @@ class BatchOutcome:
         """The per-batch counts the state file and summary use."""
         kept_ids = {record["id"] for record in self.records}
         return {
-            "problems": len(self.problems), "samples": len(self.candidates),
+            "problems": len(self.problems),
+            "samples": len(self.candidates),
             "correct": sum(candidate.correct for candidate in self.candidates),
             "truncated": sum(c.finish_reason == "length" for c in self.candidates),
             "kept": len(self.records),
             "kept_tokens": sum(record["num_tokens"] for record in self.records),
             "problems_with_kept": len(kept_ids),
             "prompt_too_long_problems": len(self.prompt_too_long),
-            "prompt_truncated_problems": len(self.prompt_truncated)}
+            "prompt_truncated_problems": len(self.prompt_truncated),
+        }
 
 
 # --------------------------------------------------------------------------- problems
 
 
-def _line_problem(path: Path, number: int, record, problem_field: str, answer_field: str,
-                  id_field: str | None) -> Problem:
+def _line_problem(
+    path: Path, number: int, record, problem_field: str, answer_field: str, id_field: str | None
+) -> Problem:
     where = f"{path}:{number}"
     if not isinstance(record, dict):
         raise ProblemFileError(f"{where}: expected a JSON object, got {type(record).__name__}")
@@ -191,22 +211,30 @@ def _line_problem(path: Path, number: int, record, problem_field: str, answer_fi
     fields += [(id_field, "--id_field")] if id_field else []
     for name, flag in fields:
         if name not in record:
-            raise ProblemFileError(f"{where}: no field {name!r} (it has {sorted(record)}); "
-                                   f"set {flag}")
+            raise ProblemFileError(
+                f"{where}: no field {name!r} (it has {sorted(record)}); set {flag}"
+            )
     problem, answer = record[problem_field], record[answer_field]
     if not isinstance(problem, str) or not problem.strip():
         raise ProblemFileError(f"{where}: field {problem_field!r} must be a non-empty string")
     if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-        raise ProblemFileError(f"{where}: field {answer_field!r} must be a string or a number, "
-                               f"got {type(answer).__name__}")
+        raise ProblemFileError(
+            f"{where}: field {answer_field!r} must be a string or a number, "
+            f"got {type(answer).__name__}"
+        )
     problem_id = record[id_field] if id_field else number
     if isinstance(problem_id, bool) or not isinstance(problem_id, (str, int)):
         raise ProblemFileError(f"{where}: field {id_field!r} must be a string or an integer")
     return Problem(id=str(problem_id), problem=problem, answer=str(answer))
 
 
-def load_problem_file(path: str | Path, *, problem_field: str = "problem",
-                      answer_field: str = "answer", id_field: str | None = None) -> list[Problem]:
+def load_problem_file(
+    path: str | Path,
+    *,
+    problem_field: str = "problem",
+    answer_field: str = "answer",
+    id_field: str | None = None,
+) -> list[Problem]:
     """Problems of a JSONL file, one object per non-blank line, in file order.
 
     A problem's id is its ``id_field`` value, or without one its 1-based line number.
@@ -228,8 +256,9 @@ def load_problem_file(path: str | Path, *, problem_field: str = "problem",
             raise ProblemFileError(f"{path}:{number}: not a JSON line ({error})") from None
         problem = _line_problem(path, number, record, problem_field, answer_field, id_field)
         if problem.id in first_line:
-            raise ProblemFileError(f"{path}:{number}: id {problem.id!r} repeats line "
-                                   f"{first_line[problem.id]}")
+            raise ProblemFileError(
+                f"{path}:{number}: id {problem.id!r} repeats line {first_line[problem.id]}"
+            )
         first_line[problem.id] = number
         problems.append(problem)
     if not problems:
@@ -251,8 +280,7 @@ def problems_digest(problems: Sequence[Problem]) -> str:
 def sft_prompt(problem: str, prompt_template: str) -> str:
     """The user turn the teacher saw for ``problem`` (its system message, if any, is not here)."""
     messages = prompt_templates.get_prompt_template(prompt_template).messages(problem)
-    return next(message["content"] for message in reversed(messages)
-                if message["role"] == "user")
+    return next(message["content"] for message in reversed(messages) if message["role"] == "user")
 
 
 def system_prompt(prompt_template: str) -> str | None:
@@ -264,12 +292,20 @@ def system_prompt(prompt_template: str) -> str | None:
 def _candidates(batch: Sequence[Problem], completions: Completions, grades) -> list[Candidate]:
     """The graded samples of a batch; a problem whose prompt did not fit has none."""
     n = completions.num_samples
-    return [Candidate(problem_id=batch[row // n].id, sample=row % n, completion=text,
-                      num_tokens=int(completions.lengths[row]),
-                      finish_reason=str(completions.finish_reasons[row]), answer=grade.answer,
-                      correct=bool(grade.correct), status=str(grade.status))
-            for row, (text, grade) in enumerate(zip(completions.texts, grades))
-            if not completions.prompt_too_long[row]]
+    return [
+        Candidate(
+            problem_id=batch[row // n].id,
+            sample=row % n,
+            completion=text,
+            num_tokens=int(completions.lengths[row]),
+            finish_reason=str(completions.finish_reasons[row]),
+            answer=grade.answer,
+            correct=bool(grade.correct),
+            status=str(grade.status),
+        )
+        for row, (text, grade) in enumerate(zip(completions.texts, grades))
+        if not completions.prompt_too_long[row]
+    ]
 
 
 def _ids_where(batch: Sequence[Problem], flagged) -> list[str]:
@@ -277,21 +313,31 @@ def _ids_where(batch: Sequence[Problem], flagged) -> list[str]:
     return [problem.id for problem, flag in zip(batch, flagged) if flag]
 
 
-def _record(problem: Problem, candidate: Candidate, settings: DistillSettings,
-            prompt_truncated: bool) -> dict:
+def _record(
+    problem: Problem, candidate: Candidate, settings: DistillSettings, prompt_truncated: bool
+) -> dict:
     prefix = prompt_templates.get_prompt_template(settings.prompt_template).assistant_prefix
-    record = {settings.prompt_field: sft_prompt(problem.problem, settings.prompt_template),
-              settings.response_field: prefix + candidate.completion,
-              "id": problem.id, "sample": candidate.sample, "num_tokens": candidate.num_tokens,
-              "extracted_answer": candidate.answer}
+    record = {
+        settings.prompt_field: sft_prompt(problem.problem, settings.prompt_template),
+        settings.response_field: prefix + candidate.completion,
+        "id": problem.id,
+        "sample": candidate.sample,
+        "num_tokens": candidate.num_tokens,
+        "extracted_answer": candidate.answer,
+    }
     if settings.truncate_prompt == "left":
         record[TRUNCATION_FIELD] = prompt_truncated
     return record
 
 
-def select_records(batch: Sequence[Problem], candidates: Sequence[Candidate],
-                   settings: DistillSettings, selector=None, *,
-                   prompt_truncated: Collection[str] = ()) -> list[dict]:
+def select_records(
+    batch: Sequence[Problem],
+    candidates: Sequence[Candidate],
+    settings: DistillSettings,
+    selector=None,
+    *,
+    prompt_truncated: Collection[str] = (),
+) -> list[dict]:
     """The SFT records of a graded batch: correct (and, if asked, finished) samples, selected.
 
     ``prompt_truncated``: ids of the problems whose prompt the teacher saw cut.
@@ -302,18 +348,30 @@ def select_records(batch: Sequence[Problem], candidates: Sequence[Candidate],
         by_problem[candidate.problem_id].append(candidate)
     records = []
     for problem in batch:
-        eligible = [candidate for candidate in by_problem[problem.id]
-                    if candidate.correct
-                    and not (settings.drop_truncated and candidate.finish_reason == "length")]
+        eligible = [
+            candidate
+            for candidate in by_problem[problem.id]
+            if candidate.correct
+            and not (settings.drop_truncated and candidate.finish_reason == "length")
+        ]
         kept = selector(problem.problem, eligible, settings.keep_per_problem) if eligible else []
-        records += [_record(problem, candidate, settings, problem.id in prompt_truncated)
-                    for candidate in sorted(kept, key=lambda candidate: candidate.sample)]
+        records += [
+            _record(problem, candidate, settings, problem.id in prompt_truncated)
+            for candidate in sorted(kept, key=lambda candidate: candidate.sample)
+        ]
     return records
 
 
-def distill_batches(config: models.ModelConfig, params, tokenizer: data_lib.Tokenizer,
-                    problems: Sequence[Problem], settings: DistillSettings, *,
-                    grader: Grader | None = None, start_batch: int = 0) -> Iterator[BatchOutcome]:
+def distill_batches(
+    config: models.ModelConfig,
+    params,
+    tokenizer: data_lib.Tokenizer,
+    problems: Sequence[Problem],
+    settings: DistillSettings,
+    *,
+    grader: Grader | None = None,
+    start_batch: int = 0,
+) -> Iterator[BatchOutcome]:
     """Samples, grades and selects batch after batch (see :func:`distill`).
 
     Args:
@@ -331,15 +389,24 @@ def distill_batches(config: models.ModelConfig, params, tokenizer: data_lib.Toke
         candidates = _candidates(batch, completions, grades)
         truncated = _ids_where(batch, completions.by_prompt(completions.prompt_truncated))
         yield BatchOutcome(
-            index, batch, candidates,
+            index,
+            batch,
+            candidates,
             select_records(batch, candidates, settings, selector, prompt_truncated=truncated),
             prompt_too_long=_ids_where(batch, completions.by_prompt(completions.prompt_too_long)),
-            prompt_truncated=truncated)
+            prompt_truncated=truncated,
+        )
 
 
-def distill(config: models.ModelConfig, params, tokenizer: data_lib.Tokenizer,
-            problems: Sequence[Problem], settings: DistillSettings = DistillSettings(), *,
-            grader: Grader | None = None) -> Iterator[dict]:
+def distill(
+    config: models.ModelConfig,
+    params,
+    tokenizer: data_lib.Tokenizer,
+    problems: Sequence[Problem],
+    settings: DistillSettings = DistillSettings(),
+    *,
+    grader: Grader | None = None,
+) -> Iterator[dict]:
     """SFT records distilled from a loaded teacher, in problem order, then sample order.
 
     Args:
@@ -380,26 +447,37 @@ class DistillJob:
         if (self.problems is None) == (self.benchmark is None):
             raise SettingsError("give exactly one of --problems and --benchmark")
         if self.benchmark is not None and self.benchmark not in rewards.BENCHMARK_NAMES:
-            raise SettingsError(f"--benchmark: unknown {self.benchmark!r}; known: "
-                                f"{list(rewards.BENCHMARK_NAMES)}")
+            raise SettingsError(
+                f"--benchmark: unknown {self.benchmark!r}; known: {list(rewards.BENCHMARK_NAMES)}"
+            )
 
     def load_problems(self) -> list[Problem]:
         """The run's problems: the first ``limit`` (all for None) of the source."""
         if self.benchmark is not None:
             problems = rewards.load_benchmark(self.benchmark)
         else:
-            problems = load_problem_file(self.problems, problem_field=self.problem_field,
-                                         answer_field=self.answer_field, id_field=self.id_field)
-        return problems[:self.limit]
+            problems = load_problem_file(
+                self.problems,
+                problem_field=self.problem_field,
+                answer_field=self.answer_field,
+                id_field=self.id_field,
+            )
+        return problems[: self.limit]
 
     def stored_config(self, problems: Sequence[Problem]) -> dict:
         """Flag name -> value of everything that decides the output (the teacher's weights and
         the problems by digest)."""
-        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-                  if field.name != "settings"}
-        return {**fields, **dataclasses.asdict(self.settings),
-                "problems_sha256": problems_digest(problems),
-                "checkpoint_sha256": checkpoint_digest(self.teacher)}
+        fields = {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name != "settings"
+        }
+        return {
+            **fields,
+            **dataclasses.asdict(self.settings),
+            "problems_sha256": problems_digest(problems),
+            "checkpoint_sha256": checkpoint_digest(self.teacher),
+        }
 
 
 def _load_teacher(job: DistillJob, runtime: RuntimeSettings):
@@ -409,13 +487,18 @@ def _load_teacher(job: DistillJob, runtime: RuntimeSettings):
 
 def output_lock(output: Path) -> DirectoryLock:
     """The lock a run holds on ``output``: ``.<name>.lock`` in its folder."""
-    return DirectoryLock(output.parent, purpose="the distillation",
-                         lock_name=f".{output.name}.lock")
+    return DirectoryLock(
+        output.parent, purpose="the distillation", lock_name=f".{output.name}.lock"
+    )
 
 
-def run_distill(job: DistillJob, output: str | Path,
-                runtime: RuntimeSettings = RuntimeSettings(), *,
-                grader: Grader | None = None) -> dict:
+def run_distill(
+    job: DistillJob,
+    output: str | Path,
+    runtime: RuntimeSettings = RuntimeSettings(),
+    *,
+    grader: Grader | None = None,
+) -> dict:
     """Writes (or resumes) ``output`` and ``output.summary.json``; returns the summary.
 
     ``grader`` defaults to ``rewards.grade_batch`` with the runtime's workers and timeout.
@@ -434,28 +517,47 @@ def run_distill(job: DistillJob, output: str | Path,
     with output_lock(output):
         entries = distill_store.open_output(output, job.stored_config(problems))
         _distill_pending(job, output, problems, entries, runtime, grader)
-        summary = {**distill_store.summarize(entries), "output": str(output),
-                   "select": job.settings.select,
-                   "sft_system_prompt": system_prompt(job.settings.prompt_template)}
+        summary = {
+            **distill_store.summarize(entries),
+            "output": str(output),
+            "select": job.settings.select,
+            "sft_system_prompt": system_prompt(job.settings.prompt_template),
+        }
         distill_store.write_summary(output, summary)
     return summary
 
 
-def _distill_pending(job: DistillJob, output: Path, problems: Sequence[Problem],
-                     entries: list[dict], runtime: RuntimeSettings, grader: Grader | None) -> None:
+def _distill_pending(
+    job: DistillJob,
+    output: Path,
+    problems: Sequence[Problem],
+    entries: list[dict],
+    runtime: RuntimeSettings,
+    grader: Grader | None,
+) -> None:
     """Distills the batches after the finished ``entries`` into ``output``, appending theirs."""
     batches = problem_batches(problems, job.settings.batch_size)
-    logging.info("%d problems in %d batches, %d already done", len(problems), len(batches),
-                 len(entries))
+    logging.info(
+        "%d problems in %d batches, %d already done", len(problems), len(batches), len(entries)
+    )
     if len(entries) == len(batches):
         return
     config, params, tokenizer = _load_teacher(job, runtime)
-    for outcome in distill_batches(config, params, tokenizer, problems, job.settings,
-                                   grader=grader or runtime.grader(), start_batch=len(entries)):
-        entries.append(distill_store.append_batch(output, outcome.index, outcome.records,
-                                                  outcome.counts()))
-        logging.info("batch %d/%d: kept %d records", outcome.index + 1, len(batches),
-                     len(outcome.records))
+    for outcome in distill_batches(
+        config,
+        params,
+        tokenizer,
+        problems,
+        job.settings,
+        grader=grader or runtime.grader(),
+        start_batch=len(entries),
+    ):
+        entries.append(
+            distill_store.append_batch(output, outcome.index, outcome.records, outcome.counts())
+        )
+        logging.info(
+            "batch %d/%d: kept %d records", outcome.index + 1, len(batches), len(outcome.records)
+        )
 
 
 # --------------------------------------------------------------------------- command line
@@ -466,67 +568,122 @@ _DEFAULTS = DistillSettings()
 
 def define_flags() -> None:
     """The absl flags of ``python -m reasonrl.synthetic.distill``."""
-    flags.DEFINE_string("teacher", None, "Hugging Face checkpoint directory, stage directory or "
-                        "reasonrl workdir (its last finished stage's export/).", required=True)
-    flags.DEFINE_string("tokenizer", None, "Tokenizer file or directory; default: the teacher "
-                        "checkpoint directory.")
+    flags.DEFINE_string(
+        "teacher",
+        None,
+        "Hugging Face checkpoint directory, stage directory or "
+        "reasonrl workdir (its last finished stage's export/).",
+        required=True,
+    )
+    flags.DEFINE_string(
+        "tokenizer", None, "Tokenizer file or directory; default: the teacher checkpoint directory."
+    )
     flags.DEFINE_string("problems", None, "JSONL file of problems (or use --benchmark).")
-    flags.DEFINE_enum("benchmark", None, list(rewards.BENCHMARK_NAMES),
-                      "Vendored benchmark to take the problems from (instead of --problems).")
+    flags.DEFINE_enum(
+        "benchmark",
+        None,
+        list(rewards.BENCHMARK_NAMES),
+        "Vendored benchmark to take the problems from (instead of --problems).",
+    )
     flags.DEFINE_string("problem_field", "problem", "--problems field holding the statement.")
     flags.DEFINE_string("answer_field", "answer", "--problems field holding the gold answer.")
-    flags.DEFINE_string("id_field", None, "--problems field holding a unique id; default: the "
-                        "line number.")
-    flags.DEFINE_string("output", None, "SFT JSONL to write; rerun to resume. Also writes "
-                        "OUTPUT.state.jsonl and OUTPUT.summary.json.", required=True)
+    flags.DEFINE_string(
+        "id_field", None, "--problems field holding a unique id; default: the line number."
+    )
+    flags.DEFINE_string(
+        "output",
+        None,
+        "SFT JSONL to write; rerun to resume. Also writes "
+        "OUTPUT.state.jsonl and OUTPUT.summary.json.",
+        required=True,
+    )
     flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples, "Teacher samples per problem.")
     flags.DEFINE_float("temperature", _DEFAULTS.temperature, "Sampling temperature; 0 = greedy.")
     flags.DEFINE_float("top_p", _DEFAULTS.top_p, "Nucleus sampling threshold; 1 = off.")
     flags.DEFINE_integer("top_k", _DEFAULTS.top_k, "Top-k filtering; 0 = off.")
-    flags.DEFINE_integer("max_new_tokens", _DEFAULTS.max_new_tokens,
-                         "Generated tokens per sample at most (raise for long reasoning).")
-    flags.DEFINE_enum("truncate_prompt", _DEFAULTS.truncate_prompt, list(TRUNCATE_PROMPT_CHOICES),
-                      "A prompt leaving no room for max_new_tokens in the teacher's context: none "
-                      "= skip the problem (counted in the summary); left = keep its last tokens.")
-    flags.DEFINE_enum("prompt_template", _DEFAULTS.prompt_template,
-                      sorted(prompt_templates.PROMPT_TEMPLATES),
-                      "How a problem becomes the prompt.")
-    flags.DEFINE_enum("chat_template", _DEFAULTS.chat_template, sorted(data_lib.CHAT_TEMPLATES),
-                      "Chat template of the teacher's prompts (use it for the sft task too).")
-    flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size,
-                         "Problems per generate call (each with num_samples rows).")
+    flags.DEFINE_integer(
+        "max_new_tokens",
+        _DEFAULTS.max_new_tokens,
+        "Generated tokens per sample at most (raise for long reasoning).",
+    )
+    flags.DEFINE_enum(
+        "truncate_prompt",
+        _DEFAULTS.truncate_prompt,
+        list(TRUNCATE_PROMPT_CHOICES),
+        "A prompt leaving no room for max_new_tokens in the teacher's context: none "
+        "= skip the problem (counted in the summary); left = keep its last tokens.",
+    )
+    flags.DEFINE_enum(
+        "prompt_template",
+        _DEFAULTS.prompt_template,
+        sorted(prompt_templates.PROMPT_TEMPLATES),
+        "How a problem becomes the prompt.",
+    )
+    flags.DEFINE_enum(
+        "chat_template",
+        _DEFAULTS.chat_template,
+        sorted(data_lib.CHAT_TEMPLATES),
+        "Chat template of the teacher's prompts (use it for the sft task too).",
+    )
+    flags.DEFINE_integer(
+        "batch_size",
+        _DEFAULTS.batch_size,
+        "Problems per generate call (each with num_samples rows).",
+    )
     flags.DEFINE_integer("seed", _DEFAULTS.seed, "PRNG seed of the sampler.")
     flags.DEFINE_integer("limit", None, "Use only the first N problems (default: all).")
-    flags.DEFINE_string("select", _DEFAULTS.select, "Which correct samples to keep: all, "
-                        "shortest, longest or scorer:pkg.module:function (higher is better).")
-    flags.DEFINE_integer("keep_per_problem", _DEFAULTS.keep_per_problem,
-                         "Samples kept per problem by shortest/longest/scorer.")
-    flags.DEFINE_bool("drop_truncated", _DEFAULTS.drop_truncated,
-                      "Discard correct samples that hit --max_new_tokens.")
+    flags.DEFINE_string(
+        "select",
+        _DEFAULTS.select,
+        "Which correct samples to keep: all, "
+        "shortest, longest or scorer:pkg.module:function (higher is better).",
+    )
+    flags.DEFINE_integer(
+        "keep_per_problem",
+        _DEFAULTS.keep_per_problem,
+        "Samples kept per problem by shortest/longest/scorer.",
+    )
+    flags.DEFINE_bool(
+        "drop_truncated",
+        _DEFAULTS.drop_truncated,
+        "Discard correct samples that hit --max_new_tokens.",
+    )
     flags.DEFINE_string("prompt_field", _DEFAULTS.prompt_field, "Output field of the user turn.")
-    flags.DEFINE_string("response_field", _DEFAULTS.response_field,
-                        "Output field of the assistant turn.")
+    flags.DEFINE_string(
+        "response_field", _DEFAULTS.response_field, "Output field of the assistant turn."
+    )
     flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Parameter dtype on load.")
     flags.DEFINE_integer("mesh_data", 1, "Mesh 'data' axis size (-1 = fill the devices).")
     flags.DEFINE_integer("mesh_fsdp", -1, "Mesh 'fsdp' axis size (-1 = fill the devices).")
     flags.DEFINE_integer("mesh_tensor", 1, "Mesh 'tensor' axis size (-1 = fill the devices).")
     flags.DEFINE_integer("grader_workers", None, "Grader processes (default: the grader's).")
-    flags.DEFINE_float("grader_timeout_s", rewards.DEFAULT_TIMEOUT_S,
-                       "Hard time limit of one answer-equivalence check.")
+    flags.DEFINE_float(
+        "grader_timeout_s",
+        rewards.DEFAULT_TIMEOUT_S,
+        "Hard time limit of one answer-equivalence check.",
+    )
 
 
 def job_from_flags() -> DistillJob:
     """The parsed flags as a job (teacher and tokenizer checked, their paths made absolute)."""
-    settings = DistillSettings(**{field.name: FLAGS[field.name].value
-                                  for field in dataclasses.fields(DistillSettings)})
-    teacher, tokenizer = resolve_model_paths(FLAGS.teacher, FLAGS.tokenizer,
-                                             checkpoint_flag="--teacher")
+    settings = DistillSettings(
+        **{field.name: FLAGS[field.name].value for field in dataclasses.fields(DistillSettings)}
+    )
+    teacher, tokenizer = resolve_model_paths(
+        FLAGS.teacher, FLAGS.tokenizer, checkpoint_flag="--teacher"
+    )
     return DistillJob(
-        teacher=teacher, tokenizer=tokenizer, settings=settings,
+        teacher=teacher,
+        tokenizer=tokenizer,
+        settings=settings,
         problems=str(Path(FLAGS.problems).absolute()) if FLAGS.problems else None,
-        benchmark=FLAGS.benchmark, problem_field=FLAGS.problem_field,
-        answer_field=FLAGS.answer_field, id_field=FLAGS.id_field, limit=FLAGS.limit,
-        dtype=FLAGS.dtype)
+        benchmark=FLAGS.benchmark,
+        problem_field=FLAGS.problem_field,
+        answer_field=FLAGS.answer_field,
+        id_field=FLAGS.id_field,
+        limit=FLAGS.limit,
+        dtype=FLAGS.dtype,
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -535,9 +692,11 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise SettingsError(f"unexpected arguments: {argv[1:]}")
     job = job_from_flags()
-    runtime = RuntimeSettings(mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor),
-                              grader_workers=FLAGS.grader_workers,
-                              grader_timeout_s=FLAGS.grader_timeout_s)
+    runtime = RuntimeSettings(
+        mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor),
+        grader_workers=FLAGS.grader_workers,
+        grader_timeout_s=FLAGS.grader_timeout_s,
+    )
     summary = run_distill(job, FLAGS.output, runtime)
     print(json.dumps(summary, indent=2, sort_keys=True))
 

@@ -26,8 +26,8 @@ binaries use too.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from reasonrl.errors import ReasonRLError
 from reasonrl.sampling import run_store
@@ -37,8 +37,17 @@ SUMMARY_SUFFIX = ".summary.json"
 # Fields every batch line of the state file has (integers).
 ENTRY_FIELDS = ("batch", "output_bytes")
 # Per-batch counts a state line carries (summed into the summary).
-COUNT_FIELDS = ("problems", "samples", "correct", "truncated", "kept", "kept_tokens",
-                "problems_with_kept", "prompt_too_long_problems", "prompt_truncated_problems")
+COUNT_FIELDS = (
+    "problems",
+    "samples",
+    "correct",
+    "truncated",
+    "kept",
+    "kept_tokens",
+    "problems_with_kept",
+    "prompt_too_long_problems",
+    "prompt_truncated_problems",
+)
 
 
 class OutputError(ReasonRLError, ValueError):
@@ -56,11 +65,14 @@ def summary_path(output: Path) -> Path:
 def _start(output: Path, config: dict) -> list[dict]:
     """A fresh run: an empty output and a state file holding only the config."""
     if output.is_file() and output.stat().st_size:
-        raise OutputError(f"{output} exists but has no {state_path(output).name} (not written "
-                          f"by a distillation run?); delete it or choose another --output")
+        raise OutputError(
+            f"{output} exists but has no {state_path(output).name} (not written "
+            f"by a distillation run?); delete it or choose another --output"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
-    run_store.write_atomically(state_path(output),
-                               json.dumps({"config": config}, sort_keys=True) + "\n")
+    run_store.write_atomically(
+        state_path(output), json.dumps({"config": config}, sort_keys=True) + "\n"
+    )
     output.write_bytes(b"")
     return []
 
@@ -91,21 +103,28 @@ def _read_state(output: Path) -> tuple[dict, list[dict]]:
             how to go on.
     """
     path = state_path(output)
-    numbered = [(number, line) for number, line
-                in enumerate(run_store.cut_torn_tail(path).split(b"\n"), start=1) if line.strip()]
+    numbered = [
+        (number, line)
+        for number, line in enumerate(run_store.cut_torn_tail(path).split(b"\n"), start=1)
+        if line.strip()
+    ]
     header_number, header_line = numbered[0] if numbered else (1, b"")
     header = _json_object(header_line) or {}
     if not isinstance(header.get("config"), dict):
-        raise OutputError(f"{path}:{header_number}: not a distillation state header "
-                          f"({{\"config\": ...}}); delete {output} and {path.name} to start over")
+        raise OutputError(
+            f"{path}:{header_number}: not a distillation state header "
+            f'({{"config": ...}}); delete {output} and {path.name} to start over'
+        )
     entries = []
     for number, line in numbered[1:]:
         entry = _json_object(line)
         problem = _batch_line_problem(entry, len(entries))
         if problem:
-            raise OutputError(f"{path}:{number}: {problem}; delete this line and the ones after "
-                              f"it (a rerun distills those batches again), or delete {output} "
-                              f"and {path.name} to start over")
+            raise OutputError(
+                f"{path}:{number}: {problem}; delete this line and the ones after "
+                f"it (a rerun distills those batches again), or delete {output} "
+                f"and {path.name} to start over"
+            )
         entries.append(entry)
     return header["config"], entries
 
@@ -124,13 +143,20 @@ def open_output(output: Path, config: dict) -> list[dict]:
     if not state.is_file() or b"\n" not in state.read_bytes():  # none, or a torn header
         return _start(output, config)
     stored, entries = _read_state(output)
-    run_store.check_settings(stored, config, what=f"{output} was made with different settings",
-                             remedy="choose another --output", source=str(state))
+    run_store.check_settings(
+        stored,
+        config,
+        what=f"{output} was made with different settings",
+        remedy="choose another --output",
+        source=str(state),
+    )
     end = entries[-1]["output_bytes"] if entries else 0
     size = output.stat().st_size if output.is_file() else -1
     if size < end:
-        raise OutputError(f"{output} holds {max(size, 0)} bytes but its state records {end}; "
-                          f"delete it and {state_path(output).name} to start over")
+        raise OutputError(
+            f"{output} holds {max(size, 0)} bytes but its state records {end}; "
+            f"delete it and {state_path(output).name} to start over"
+        )
     if size > end:  # records of a batch whose state line was never written
         run_store.truncate_synced(output, end)
     return entries
@@ -139,8 +165,7 @@ def open_output(output: Path, config: dict) -> list[dict]:
 def append_batch(output: Path, batch: int, records: Iterable[dict], counts: dict) -> dict:
     """Writes one batch's records, then its state line; returns that state entry."""
     size = run_store.append_synced(output, run_store.json_lines(records))
-    entry = {"batch": batch, **{name: counts[name] for name in COUNT_FIELDS},
-             "output_bytes": size}
+    entry = {"batch": batch, **{name: counts[name] for name in COUNT_FIELDS}, "output_bytes": size}
     state_line = json.dumps(entry, sort_keys=True) + "\n"
     run_store.append_synced(state_path(output), state_line.encode())
     return entry

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from reasonrl.errors import ReasonRLError
 
@@ -60,8 +60,9 @@ class Candidate:
 Selector = Callable[[str, Sequence[Candidate], int], list[Candidate]]
 
 
-def _top(candidates: Sequence[Candidate], keep: int,
-         key: Callable[[Candidate], float]) -> list[Candidate]:
+def _top(
+    candidates: Sequence[Candidate], keep: int, key: Callable[[Candidate], float]
+) -> list[Candidate]:
     """The ``keep`` candidates with the highest ``key``; ties go to the lower sample index."""
     ranked = sorted(candidates, key=lambda candidate: (-key(candidate), candidate.sample))
     return ranked[:keep]
@@ -91,17 +92,20 @@ def load_scorer(target: str) -> Callable[[str, str], float]:
     """The function ``module:function`` names (imported, never downloaded)."""
     module_name, _, function_name = target.partition(":")
     if not module_name or not function_name:
-        raise SelectionError(f"--select=scorer needs scorer:pkg.module:function, got "
-                             f"scorer:{target}")
+        raise SelectionError(
+            f"--select=scorer needs scorer:pkg.module:function, got scorer:{target}"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise SelectionError(f"--select=scorer:{target}: cannot import {module_name!r} "
-                             f"({error})") from None
+        raise SelectionError(
+            f"--select=scorer:{target}: cannot import {module_name!r} ({error})"
+        ) from None
     function = getattr(module, function_name, None)
     if not callable(function):
-        raise SelectionError(f"--select=scorer:{target}: module {module_name!r} has no "
-                             f"function {function_name!r}")
+        raise SelectionError(
+            f"--select=scorer:{target}: module {module_name!r} has no function {function_name!r}"
+        )
     return function
 
 
@@ -119,7 +123,8 @@ def _scorer(argument: str | None) -> Selector:
         if isinstance(raw, bool) or not math.isfinite(value):
             raise SelectionError(
                 f"scorer {argument} returned {raw!r} for problem {candidate.problem_id!r} "
-                f"sample {candidate.sample}; it must return a finite float")
+                f"sample {candidate.sample}; it must return a finite float"
+            )
         return value
 
     def select(problem: str, candidates: Sequence[Candidate], keep: int) -> list[Candidate]:
@@ -142,6 +147,7 @@ def make_selector(spec: str) -> Selector:
     """The selector ``spec`` (``name`` or ``name:argument``) describes."""
     name, separator, argument = spec.partition(":")
     if name not in SELECTION_STRATEGIES:
-        raise SelectionError(f"unknown --select strategy {name!r}; known: "
-                             f"{sorted(SELECTION_STRATEGIES)}")
+        raise SelectionError(
+            f"unknown --select strategy {name!r}; known: {sorted(SELECTION_STRATEGIES)}"
+        )
     return SELECTION_STRATEGIES[name](argument if separator else None)

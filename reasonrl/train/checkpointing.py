@@ -48,8 +48,11 @@ def checkpoint_steps(directory: str | Path) -> list[int]:
 def _flat_arrays(tree) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """dotted path -> (shape, dtype) of every array leaf, keyed as orbax stores them."""
     flat = ocp.tree.to_flat_dict(ocp.tree.serialize_tree(tree, keep_empty_nodes=True))
-    return {".".join(str(k) for k in path): (tuple(leaf.shape), np.dtype(leaf.dtype))
-            for path, leaf in flat.items() if hasattr(leaf, "shape") and hasattr(leaf, "dtype")}
+    return {
+        ".".join(str(k) for k in path): (tuple(leaf.shape), np.dtype(leaf.dtype))
+        for path, leaf in flat.items()
+        if hasattr(leaf, "shape") and hasattr(leaf, "dtype")
+    }
 
 
 def _describe(array: tuple[tuple[int, ...], np.dtype] | None) -> str:
@@ -57,13 +60,16 @@ def _describe(array: tuple[tuple[int, ...], np.dtype] | None) -> str:
 
 
 def state_differences(stored_tree, abstract_state) -> list[str]:
-    """"<path>: <stored shape dtype> → <new shape dtype>" for every array that differs, the
+    """ "<path>: <stored shape dtype> → <new shape dtype>" for every array that differs, the
     shallowest paths first (a model's own parameters before the optimizer's copies of them)."""
     stored, expected = _flat_arrays(stored_tree), _flat_arrays(abstract_state)
-    differing = [path for path in set(stored) | set(expected)
-                 if stored.get(path) != expected.get(path)]
-    return [f"{path}: {_describe(stored.get(path))} → {_describe(expected.get(path))}"
-            for path in sorted(differing, key=lambda path: (path.count("."), path))]
+    differing = [
+        path for path in set(stored) | set(expected) if stored.get(path) != expected.get(path)
+    ]
+    return [
+        f"{path}: {_describe(stored.get(path))} → {_describe(expected.get(path))}"
+        for path in sorted(differing, key=lambda path: (path.count("."), path))
+    ]
 
 
 def _first_line(error: BaseException) -> str:
@@ -73,8 +79,9 @@ def _first_line(error: BaseException) -> str:
 class Checkpointer:
     """Saves and restores `(TrainState, data_state: dict)` under `directory`."""
 
-    def __init__(self, directory: str | Path, *, save_every: int, keep: int,
-                 async_save: bool = True):
+    def __init__(
+        self, directory: str | Path, *, save_every: int, keep: int, async_save: bool = True
+    ):
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(
             save_interval_steps=save_every,
@@ -84,10 +91,14 @@ class Checkpointer:
             create=True,
         )
         # Handlers registered up front, so that a step's metadata reads before any restore.
-        self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers={
-            STATE_ITEM: ocp.StandardCheckpointHandler(),
-            DATA_ITEM: ocp.JsonCheckpointHandler(),
-        })
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=options,
+            item_handlers={
+                STATE_ITEM: ocp.StandardCheckpointHandler(),
+                DATA_ITEM: ocp.JsonCheckpointHandler(),
+            },
+        )
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -96,10 +107,12 @@ class Checkpointer:
         """Starts saving (async); returns whether a checkpoint is written at this step."""
         return self._manager.save(
             step,
-            args=ocp.args.Composite(**{
-                STATE_ITEM: ocp.args.StandardSave(state),
-                DATA_ITEM: ocp.args.JsonSave(data_state),
-            }),
+            args=ocp.args.Composite(
+                **{
+                    STATE_ITEM: ocp.args.StandardSave(state),
+                    DATA_ITEM: ocp.args.JsonSave(data_state),
+                }
+            ),
             force=force,
         )
 
@@ -131,10 +144,15 @@ class Checkpointer:
         if mismatches:
             raise CheckpointMismatchError(self._mismatch_message(step, mismatches))
         try:
-            restored = self._manager.restore(step, args=ocp.args.Composite(**{
-                STATE_ITEM: ocp.args.StandardRestore(abstract_state),
-                DATA_ITEM: ocp.args.JsonRestore(),
-            }))
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    **{
+                        STATE_ITEM: ocp.args.StandardRestore(abstract_state),
+                        DATA_ITEM: ocp.args.JsonRestore(),
+                    }
+                ),
+            )
             state = restored[STATE_ITEM]
             jax.block_until_ready(state)
             return step, state, dict(restored[DATA_ITEM])
@@ -143,18 +161,27 @@ class Checkpointer:
 
     def _mismatch_message(self, step: int, mismatches: list[str]) -> str:
         shown = "; ".join(mismatches[:_MAX_SHOWN])
-        more = (f"; and {len(mismatches) - _MAX_SHOWN} more" if len(mismatches) > _MAX_SHOWN
-                else "")
-        return (f"checkpoint step {step} in {self.directory} was written by another model or "
-                f"optimizer than this run's ({len(mismatches)} arrays differ, stored → new): "
-                f"{shown}{more}; restore the config it was made with, or start the stage over "
-                f"(delete {self.directory}, or use another workdir)")
+        more = f"; and {len(mismatches) - _MAX_SHOWN} more" if len(mismatches) > _MAX_SHOWN else ""
+        return (
+            f"checkpoint step {step} in {self.directory} was written by another model or "
+            f"optimizer than this run's ({len(mismatches)} arrays differ, stored → new): "
+            f"{shown}{more}; restore the config it was made with, or start the stage over "
+            f"(delete {self.directory}, or use another workdir)"
+        )
 
     def _unreadable(self, step: int, error: BaseException) -> None:
-        logging.warning("checkpoint %s/%d cannot be restored (%s: %s); trying the previous one",
-                        self.directory, step, type(error).__name__, _first_line(error))
-        print(f"WARNING: checkpoint step {step} in {self.directory} is unreadable "
-              f"({type(error).__name__}); falling back to an older checkpoint", flush=True)
+        logging.warning(
+            "checkpoint %s/%d cannot be restored (%s: %s); trying the previous one",
+            self.directory,
+            step,
+            type(error).__name__,
+            _first_line(error),
+        )
+        print(
+            f"WARNING: checkpoint step {step} in {self.directory} is unreadable "
+            f"({type(error).__name__}); falling back to an older checkpoint",
+            flush=True,
+        )
         return None
 
     def _set_aside(self, steps: list[int]) -> None:
@@ -167,8 +194,10 @@ class Checkpointer:
             for step in steps:
                 target = self.directory / f"{step}.unreadable-{stamp}"
                 (self.directory / str(step)).rename(target)
-                print(f"WARNING: set the unreadable checkpoint step {step} aside as {target}",
-                      flush=True)
+                print(
+                    f"WARNING: set the unreadable checkpoint step {step} aside as {target}",
+                    flush=True,
+                )
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 

@@ -46,40 +46,61 @@ class JobConfigError(ReasonRLError, ValueError):
 
 
 def tokenizer_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(dict(
-        path="",  # an existing tokenizer (.model, tokenizer.json or a directory); or:
-        train_on="",  # a text corpus to train a sentencepiece tokenizer on, into workdir
-        vocab_size=2048,
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            path="",  # an existing tokenizer (.model, tokenizer.json or a directory); or:
+            train_on="",  # a text corpus to train a sentencepiece tokenizer on, into workdir
+            vocab_size=2048,
+        )
+    )
 
 
 def stage_config() -> ml_collections.ConfigDict:
     """Every field of a training stage, with its default (a loop's own section, such as `rl`,
     comes from that loop: `reasonrl.train.loops`)."""
-    return ml_collections.ConfigDict(dict(
-        model=dict(
-            preset="tiny-qwen3",  # a name in reasonrl.models.PRESETS ...
-            hf_checkpoint="",  # ... or a Hugging Face checkpoint directory to start from
-            init_from="",  # ... or the name of another stage of this job (runs after it)
-            overrides={},  # ModelConfig fields, e.g. {"dtype": "bfloat16", "num_layers": 4}
-            vocab_from_tokenizer=True,  # fresh models: vocab_size = the tokenizer's
-        ),
-        mesh=dict(data=1, fsdp=-1, tensor=1),
-        data={},  # a reasonrl.data spec (source / task / packing ...)
-        eval_data={},  # optional; same format
-        objective=dict(name="next_token"),  # its loop (reasonrl.train.loops) may add a
-        # section of its own, e.g. `rl` (reasonrl.rl.loop.rl_options()) for policy_gradient
-        optimizer=dict(learning_rate=3e-4, schedule="cosine", warmup_steps=100, total_steps=0,
-                       end_lr_fraction=0.1, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,
-                       clip_norm=1.0),
-        train=dict(
-            steps=1000, batch_size=8, seq_len=256, grad_accum=1, seed=0,
-            log_every=10, eval_every=0, eval_batches=4,
-            checkpoint_every=100, keep_checkpoints=3, async_checkpointing=True,
-            on_nonfinite="stop",  # "stop": halt naming the step; "skip": drop that update
-            export_hf=True,  # write a Hugging Face checkpoint of the final params
-        ),
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            model=dict(
+                preset="tiny-qwen3",  # a name in reasonrl.models.PRESETS ...
+                hf_checkpoint="",  # ... or a Hugging Face checkpoint directory to start from
+                init_from="",  # ... or the name of another stage of this job (runs after it)
+                overrides={},  # ModelConfig fields, e.g. {"dtype": "bfloat16", "num_layers": 4}
+                vocab_from_tokenizer=True,  # fresh models: vocab_size = the tokenizer's
+            ),
+            mesh=dict(data=1, fsdp=-1, tensor=1),
+            data={},  # a reasonrl.data spec (source / task / packing ...)
+            eval_data={},  # optional; same format
+            objective=dict(name="next_token"),  # its loop (reasonrl.train.loops) may add a
+            # section of its own, e.g. `rl` (reasonrl.rl.loop.rl_options()) for policy_gradient
+            optimizer=dict(
+                learning_rate=3e-4,
+                schedule="cosine",
+                warmup_steps=100,
+                total_steps=0,
+                end_lr_fraction=0.1,
+                b1=0.9,
+                b2=0.95,
+                eps=1e-8,
+                weight_decay=0.1,
+                clip_norm=1.0,
+            ),
+            train=dict(
+                steps=1000,
+                batch_size=8,
+                seq_len=256,
+                grad_accum=1,
+                seed=0,
+                log_every=10,
+                eval_every=0,
+                eval_batches=4,
+                checkpoint_every=100,
+                keep_checkpoints=3,
+                async_checkpointing=True,
+                on_nonfinite="stop",  # "stop": halt naming the step; "skip": drop that update
+                export_hf=True,  # write a Hugging Face checkpoint of the final params
+            ),
+        )
+    )
 
 
 def job_config() -> ml_collections.ConfigDict:
@@ -93,8 +114,9 @@ def _where(config_file: str | None) -> str:
     return f" (in {config_file})" if config_file else ""
 
 
-def _check_keys(section, schema, prefix: str, config_file: str | None,
-                extra: tuple[str, ...] = ()) -> None:
+def _check_keys(
+    section, schema, prefix: str, config_file: str | None, extra: tuple[str, ...] = ()
+) -> None:
     """Unknown keys and wrong types, recursively; keys in `extra` are checked by the caller."""
     for key in section.keys():
         field = f"{prefix}.{key}"
@@ -109,12 +131,15 @@ def _check_keys(section, schema, prefix: str, config_file: str | None,
             if key in _FREE_SECTIONS:
                 continue
             if not isinstance(value, ml_collections.ConfigDict):
-                raise JobConfigError(f"{field}: expected a section, got {value!r}"
-                                     f"{_where(config_file)}")
+                raise JobConfigError(
+                    f"{field}: expected a section, got {value!r}{_where(config_file)}"
+                )
             _check_keys(value, default, field, config_file)
         elif not _same_type(value, default):
-            raise JobConfigError(f"{field}: expected {type(default).__name__}, got "
-                                 f"{type(value).__name__} {value!r}{_where(config_file)}")
+            raise JobConfigError(
+                f"{field}: expected {type(default).__name__}, got "
+                f"{type(value).__name__} {value!r}{_where(config_file)}"
+            )
 
 
 def _same_type(value, default) -> bool:
@@ -137,13 +162,17 @@ def fail(field: str, message: str, config_file: str | None = None) -> NoReturn:
     raise job_error(f"{field}: {message}", config_file)
 
 
-def validate_stage(stage, name: str, earlier: list[str], num_devices: int,
-                   config_file: str | None = None) -> None:
+def validate_stage(
+    stage, name: str, earlier: list[str], num_devices: int, config_file: str | None = None
+) -> None:
     prefix = f"stages.{name}"
     objective = stage.get("objective") or {}
     if objective.get("name") not in OBJECTIVES:
-        fail(f"{prefix}.objective.name", f"unknown objective {objective.get('name')!r}; "
-              f"registered: {sorted(OBJECTIVES)}", config_file)
+        fail(
+            f"{prefix}.objective.name",
+            f"unknown objective {objective.get('name')!r}; registered: {sorted(OBJECTIVES)}",
+            config_file,
+        )
     loop = get_loop(OBJECTIVES[objective.name].loop)
     section = (loop.name,) if loop.options is not None else ()
     _check_keys(stage, stage_config(), prefix, config_file, extra=section)
@@ -156,20 +185,32 @@ def validate_stage(stage, name: str, earlier: list[str], num_devices: int,
         fail(f"{prefix}.model", "set init_from or hf_checkpoint, not both", config_file)
     if model.init_from:
         if model.init_from not in earlier:
-            fail(f"{prefix}.model.init_from", f"{model.init_from!r} is not an earlier stage "
-                  f"(earlier: {earlier})", config_file)
+            fail(
+                f"{prefix}.model.init_from",
+                f"{model.init_from!r} is not an earlier stage (earlier: {earlier})",
+                config_file,
+            )
     elif model.hf_checkpoint:
         if not os.path.isdir(model.hf_checkpoint):
-            fail(f"{prefix}.model.hf_checkpoint",
-                  f"directory {model.hf_checkpoint} does not exist", config_file)
+            fail(
+                f"{prefix}.model.hf_checkpoint",
+                f"directory {model.hf_checkpoint} does not exist",
+                config_file,
+            )
     elif model.preset not in PRESETS:
-        fail(f"{prefix}.model.preset", f"unknown preset {model.preset!r}; available: "
-              f"{sorted(PRESETS)}", config_file)
+        fail(
+            f"{prefix}.model.preset",
+            f"unknown preset {model.preset!r}; available: {sorted(PRESETS)}",
+            config_file,
+        )
     known_fields = {f.name for f in dataclasses.fields(ModelConfig)}
     for key in model.overrides.keys():
         if key not in known_fields:
-            fail(f"{prefix}.model.overrides.{key}", f"not a ModelConfig field "
-                  f"({sorted(known_fields)})", config_file)
+            fail(
+                f"{prefix}.model.overrides.{key}",
+                f"not a ModelConfig field ({sorted(known_fields)})",
+                config_file,
+            )
 
     try:
         sizes = MeshConfig.from_value(stage.mesh.to_dict()).resolve(num_devices)
@@ -187,26 +228,42 @@ def validate_stage(stage, name: str, earlier: list[str], num_devices: int,
                 complete[loop.name] = loop_options(stage, loop)
         rows = loop.validate(complete, prefix, config_file)
     if rows % train.grad_accum:
-        fail(f"{prefix}.train.batch_size", f"{rows} rows per update do not split into "
-              f"grad_accum={train.grad_accum} micro-batches", config_file)
+        fail(
+            f"{prefix}.train.batch_size",
+            f"{rows} rows per update do not split into grad_accum={train.grad_accum} micro-batches",
+            config_file,
+        )
     micro = rows // train.grad_accum
     if micro % batch_shards:
-        fail(f"{prefix}.train.batch_size", f"micro-batch of {micro} rows (rows per update / "
-              f"grad_accum) does not divide over data*fsdp={batch_shards} devices", config_file)
+        fail(
+            f"{prefix}.train.batch_size",
+            f"micro-batch of {micro} rows (rows per update / "
+            f"grad_accum) does not divide over data*fsdp={batch_shards} devices",
+            config_file,
+        )
     if train.on_nonfinite not in NONFINITE_MODES:
-        fail(f"{prefix}.train.on_nonfinite", f"{train.on_nonfinite!r}; choose from "
-              f"{NONFINITE_MODES}", config_file)
+        fail(
+            f"{prefix}.train.on_nonfinite",
+            f"{train.on_nonfinite!r}; choose from {NONFINITE_MODES}",
+            config_file,
+        )
     if opt.schedule not in SCHEDULES:
-        fail(f"{prefix}.optimizer.schedule", f"{opt.schedule!r}; choose from {SCHEDULES}",
-              config_file)
+        fail(
+            f"{prefix}.optimizer.schedule",
+            f"{opt.schedule!r}; choose from {SCHEDULES}",
+            config_file,
+        )
     if opt.learning_rate < 0:
         fail(f"{prefix}.optimizer.learning_rate", "must be >= 0", config_file)
 
     allowed = OBJECTIVES[objective.name].defaults
     for key in objective.keys():
         if key != "name" and key not in allowed:
-            fail(f"{prefix}.objective.{key}", f"not an option of objective "
-                  f"{objective.name!r} (options: {sorted(allowed)})", config_file)
+            fail(
+                f"{prefix}.objective.{key}",
+                f"not an option of objective {objective.name!r} (options: {sorted(allowed)})",
+                config_file,
+            )
     try:
         OBJECTIVES[objective.name].validate(objective_config(stage))
     except ObjectiveOptionError as error:
@@ -263,15 +320,21 @@ def stage_order(config, config_file: str | None = None) -> list[str]:
     parents = {name: stage.model.init_from for name, stage in config.stages.items()}
     for name, parent in parents.items():
         if parent and parent not in parents:
-            fail(f"stages.{name}.model.init_from", f"{parent!r} is not a stage of this job "
-                  f"(stages: {sorted(parents)})", config_file)
+            fail(
+                f"stages.{name}.model.init_from",
+                f"{parent!r} is not a stage of this job (stages: {sorted(parents)})",
+                config_file,
+            )
     order: list[str] = []
     pending = sorted(parents)
     while pending:
         ready = [name for name in pending if not parents[name] or parents[name] in order]
         if not ready:
-            fail(f"stages.{pending[0]}.model.init_from", f"stages {pending} start from each "
-                  f"other in a cycle", config_file)
+            fail(
+                f"stages.{pending[0]}.model.init_from",
+                f"stages {pending} start from each other in a cycle",
+                config_file,
+            )
         order.append(ready[0])
         pending.remove(ready[0])
     return order

@@ -95,23 +95,32 @@ def load_model(stage, mesh, tokenizer, stage_exports: dict[str, Path]):
     initialised from key fold_in(key(train.seed), 1).
     """
     model_cfg = stage.model
-    overrides = dict(model_cfg.overrides.to_dict() if hasattr(model_cfg.overrides, "to_dict")
-                     else model_cfg.overrides)
-    source = (stage_exports.get(model_cfg.init_from) if model_cfg.init_from
-              else model_cfg.hf_checkpoint or None)
+    overrides = dict(
+        model_cfg.overrides.to_dict()
+        if hasattr(model_cfg.overrides, "to_dict")
+        else model_cfg.overrides
+    )
+    source = (
+        stage_exports.get(model_cfg.init_from)
+        if model_cfg.init_from
+        else model_cfg.hf_checkpoint or None
+    )
     if source:
         config, params = models.load_hf_checkpoint(source, mesh=mesh)
         structural = {k: v for k, v in overrides.items() if k in ("dtype", "remat")}
         if set(overrides) - set(structural):
-            raise ValueError(f"model.overrides {sorted(set(overrides) - set(structural))} cannot "
-                             f"change a loaded checkpoint (only dtype / remat)")
+            raise ValueError(
+                f"model.overrides {sorted(set(overrides) - set(structural))} cannot "
+                f"change a loaded checkpoint (only dtype / remat)"
+            )
         return config.replace(**structural), params
     if model_cfg.vocab_from_tokenizer:
         overrides.setdefault("vocab_size", tokenizer.vocab_size)
     config = models.get_preset(model_cfg.preset, **overrides)
     if tokenizer.vocab_size > config.vocab_size:
-        raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but model vocab_size is "
-                         f"{config.vocab_size}")
+        raise ValueError(
+            f"tokenizer has {tokenizer.vocab_size} ids but model vocab_size is {config.vocab_size}"
+        )
     rng = jax.random.key(stage.train.seed)
     return config, models.init_params(config, jax.random.fold_in(rng, 1), mesh=mesh)
 
@@ -130,8 +139,10 @@ class BatchFields:
         keys = tuple(sorted(batch))
         if keys not in self._jitted:
             self._jitted[keys] = jax.jit(
-                self._fields, in_shardings=(self._param_shardings, {k: self._rows for k in keys}),
-                out_shardings=self._rows)
+                self._fields,
+                in_shardings=(self._param_shardings, {k: self._rows for k in keys}),
+                out_shardings=self._rows,
+            )
         return {**batch, **self._jitted[keys](params, batch)}
 
 
@@ -172,8 +183,7 @@ class StageSetup:
         is donated)."""
         keys = tuple(sorted(batch))
         if keys not in self._jitted_steps:
-            self._jitted_steps[keys] = jit_train_step(self.step_fn, self.shardings, self.mesh,
-                                                      keys)
+            self._jitted_steps[keys] = jit_train_step(self.step_fn, self.shardings, self.mesh, keys)
         return self._jitted_steps[keys]
 
     def export(self, params, workdir: Path, tokenizer_files: tuple[Path, ...] = ()) -> Path:
@@ -189,8 +199,9 @@ class StageSetup:
         return export_dir
 
 
-def build_stage(stage, mesh, tokenizer, stage_exports: dict[str, Path], *,
-                total_updates: int) -> StageSetup:
+def build_stage(
+    stage, mesh, tokenizer, stage_exports: dict[str, Path], *, total_updates: int
+) -> StageSetup:
     """Model, objective, optimizer (its schedule over `total_updates` optimizer updates unless
     `optimizer.total_steps` is set) and a fresh train state placed in its shardings, plus the
     frozen reference when the objective needs one."""
@@ -198,42 +209,67 @@ def build_stage(stage, mesh, tokenizer, stage_exports: dict[str, Path], *,
     registered = get_objective(stage.objective.name)
     obj_config = objective_config(stage)
     param_shardings = registered.params.shardings(
-        model_config, models.param_shardings(model_config, mesh), mesh)
-    params = jax.device_put(registered.params.build(
-        model_config, decoder_params, jax.random.fold_in(jax.random.key(stage.train.seed), 2)),
-        param_shardings)
+        model_config, models.param_shardings(model_config, mesh), mesh
+    )
+    params = jax.device_put(
+        registered.params.build(
+            model_config, decoder_params, jax.random.fold_in(jax.random.key(stage.train.seed), 2)
+        ),
+        param_shardings,
+    )
     opt_cfg = stage.optimizer.copy_and_resolve_references()
     if opt_cfg.total_steps <= 0:
         opt_cfg.total_steps = total_updates
     tx, schedule = make_optimizer(opt_cfg)
     model_ctx = ModelContext(model_config, ActivationSharding(mesh))
-    step_fn = make_train_step(registered.fn, obj_config, model_ctx, tx, schedule,
-                              StepConfig(stage.train.grad_accum, stage.train.on_nonfinite))
+    step_fn = make_train_step(
+        registered.fn,
+        obj_config,
+        model_ctx,
+        tx,
+        schedule,
+        StepConfig(stage.train.grad_accum, stage.train.on_nonfinite),
+    )
 
     reference = None
     if registered.needs_reference(obj_config):  # copied before `create` donates the params
         hook = registered.reference
         reference = Reference(
             jax.jit(lambda p: jax.tree.map(jnp.copy, p), out_shardings=param_shardings)(params),
-            BatchFields(lambda p, batch: hook.fields(p, batch, model=model_ctx,
-                                                     config=obj_config),
-                        param_shardings, mesh))
+            BatchFields(
+                lambda p, batch: hook.fields(p, batch, model=model_ctx, config=obj_config),
+                param_shardings,
+                mesh,
+            ),
+        )
 
     rng = jax.random.key(stage.train.seed)
     create = lambda p: TrainState.create(p, tx, rng)  # noqa: E731
     abstract = jax.eval_shape(create, params)
     shardings = state_shardings(abstract, param_shardings, mesh)
     state = jax.jit(create, out_shardings=shardings, donate_argnums=(0,))(params)
-    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                            abstract, shardings)
-    return StageSetup(mesh, model_config, registered, obj_config, model_ctx, step_fn, shardings,
-                      abstract, state, reference)
+    abstract = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+    )
+    return StageSetup(
+        mesh,
+        model_config,
+        registered,
+        obj_config,
+        model_ctx,
+        step_fn,
+        shardings,
+        abstract,
+        state,
+        reference,
+    )
 
 
 def global_batch(local: dict, sharding) -> dict:
     """Per-host numpy batch -> global jax arrays sharded over the batch axes."""
-    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-            for k, v in local.items()}
+    return {
+        k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local.items()
+    }
 
 
 def _written_before(line: str, resumed_from: int | None) -> bool:
@@ -272,8 +308,7 @@ class MetricsLog:
     `drop_rerun_records`), then appends.
     """
 
-    def __init__(self, workdir: Path, writer, tokens_per_update: int, *,
-                 resumed_from: int | None):
+    def __init__(self, workdir: Path, writer, tokens_per_update: int, *, resumed_from: int | None):
         self.pending: list[tuple[int, dict]] = []
         self.writer = writer
         self.jsonl = None
@@ -303,9 +338,13 @@ class MetricsLog:
             if self.first_loss is None:
                 self.first_loss = float(values["loss"])
             self.last_loss = float(values["loss"])
-        self.writer.write_scalars(self.pending[-1][0], {
-            "perf/steps_per_sec": updates_per_sec,
-            "perf/tokens_per_sec": updates_per_sec * self.tokens_per_update})
+        self.writer.write_scalars(
+            self.pending[-1][0],
+            {
+                "perf/steps_per_sec": updates_per_sec,
+                "perf/tokens_per_sec": updates_per_sec * self.tokens_per_update,
+            },
+        )
         if self.jsonl:
             self.jsonl.flush()
         self.pending.clear()
@@ -331,18 +370,21 @@ class MetricsLog:
 def check_finite(state: TrainState, mode: str, already_reported: int = 0) -> int:
     """Raises NonFiniteLossError in "stop" mode once an update was non-finite; in "skip" mode
     warns when more updates were skipped than `already_reported`. Returns the skipped count."""
-    first_bad, skipped = (int(x) for x in jax.device_get(
-        (state.first_nonfinite_step, state.skipped_steps)))
+    first_bad, skipped = (
+        int(x) for x in jax.device_get((state.first_nonfinite_step, state.skipped_steps))
+    )
     if first_bad < 0:
         return skipped
     if mode == "stop":
         raise NonFiniteLossError(
             f"loss or gradient became non-finite at step {first_bad}; the run stopped and the "
             f"params are those before step {first_bad} (set train.on_nonfinite='skip' to drop "
-            f"such updates and continue)")
+            f"such updates and continue)"
+        )
     if skipped > already_reported:
-        logging.warning("%d updates skipped for non-finite loss/gradient (first at step %d)",
-                        skipped, first_bad)
+        logging.warning(
+            "%d updates skipped for non-finite loss/gradient (first at step %d)", skipped, first_bad
+        )
     return skipped
 
 
@@ -365,11 +407,21 @@ class StageRun:
       tokenizer_files: copied into the export.
     """
 
-    def __init__(self, stage, workdir: str | Path, setup: StageSetup, *, iterator,
-                 tokens_per_update: int, updates_per_step: int = 1, max_steps: int | None = None,
-                 evaluate: Callable[[Any], dict[str, float]] | None = None,
-                 evaluate_at_start: bool = False, step_key: str | None = None,
-                 tokenizer_files: tuple[Path, ...] = ()):
+    def __init__(
+        self,
+        stage,
+        workdir: str | Path,
+        setup: StageSetup,
+        *,
+        iterator,
+        tokens_per_update: int,
+        updates_per_step: int = 1,
+        max_steps: int | None = None,
+        evaluate: Callable[[Any], dict[str, float]] | None = None,
+        evaluate_at_start: bool = False,
+        step_key: str | None = None,
+        tokenizer_files: tuple[Path, ...] = (),
+    ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.train = stage.train
@@ -384,7 +436,9 @@ class StageRun:
         self.checkpointer = Checkpointer(
             self.workdir / CHECKPOINTS_DIR,
             save_every=self.train.checkpoint_every * updates_per_step,
-            keep=self.train.keep_checkpoints, async_save=self.train.async_checkpointing)
+            keep=self.train.keep_checkpoints,
+            async_save=self.train.async_checkpointing,
+        )
         self.state = setup.state
         try:
             self.resumed_from = self._restore()
@@ -397,19 +451,31 @@ class StageRun:
 
         self.is_main = jax.process_index() == 0
         writer = metric_writers.create_default_writer(
-            str(self.workdir / "tensorboard"), just_logging=not self.is_main, asynchronous=True)
+            str(self.workdir / "tensorboard"), just_logging=not self.is_main, asynchronous=True
+        )
         if self.resumed_from is None and self.is_main:
-            print(f"[{self.workdir.name}] {setup.model_config.architecture} model, parameters:\n"
-                  f"{parameter_overview.get_parameter_overview(self.state.params)}", flush=True)
-            writer.write_hparams({"num_params": models.num_params(setup.model_config),
-                                  "objective": stage.objective.name})
-        self.log = MetricsLog(self.workdir, writer, tokens_per_update,
-                              resumed_from=self.resumed_from)
+            print(
+                f"[{self.workdir.name}] {setup.model_config.architecture} model, parameters:\n"
+                f"{parameter_overview.get_parameter_overview(self.state.params)}",
+                flush=True,
+            )
+            writer.write_hparams(
+                {
+                    "num_params": models.num_params(setup.model_config),
+                    "objective": stage.objective.name,
+                }
+            )
+        self.log = MetricsLog(
+            self.workdir, writer, tokens_per_update, resumed_from=self.resumed_from
+        )
         self._report = periodic_actions.ReportProgress(
-            num_train_steps=self.train.steps * updates_per_step, writer=writer,
-            every_steps=self.train.log_every * updates_per_step)
-        self._progress = (_progress_bar(self.step, self.train.steps, self.workdir.name)
-                          if self.is_main else None)
+            num_train_steps=self.train.steps * updates_per_step,
+            writer=writer,
+            every_steps=self.train.log_every * updates_per_step,
+        )
+        self._progress = (
+            _progress_bar(self.step, self.train.steps, self.workdir.name) if self.is_main else None
+        )
         self._skipped = 0  # non-finite updates already reported
         if self.evaluate is not None and evaluate_at_start and self.step == 0:
             self.log.write(0, self._step_values({}, self.evaluate(self.state.params)))
@@ -439,8 +505,9 @@ class StageRun:
         self.update += 1
         self._report(self.update)
 
-    def end_step(self, values: dict[str, float] | None = None,
-                 postfix: dict[str, str] | None = None) -> None:
+    def end_step(
+        self, values: dict[str, float] | None = None, postfix: dict[str, str] | None = None
+    ) -> None:
         """Closes loop step `self.step`: counts it, logs the loop's own `values` (with any eval
         results) at the step's last update, and checks, evaluates and checkpoints on schedule."""
         self.step += 1
@@ -463,9 +530,11 @@ class StageRun:
             self.log.flush()  # a checkpoint's updates are on disk before it: a resume keeps them
             self._skipped = check_finite(self.state, train.on_nonfinite, self._skipped)
             self.checkpointer.save(
-                self.update, self.state,
+                self.update,
+                self.state,
                 {"iterator": data_lib.iterator_state_to_bytes(self.iterator).decode()},
-                force=self.step == train.steps)
+                force=self.step == train.steps,
+            )
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
@@ -481,12 +550,19 @@ class StageRun:
         export_dir = None
         if self.train.export_hf and self.step == self.train.steps:
             export_dir = self.setup.export(self.state.params, self.workdir, self.tokenizer_files)
-        self.result = StageResult(self.workdir, export_dir, self.step, self.log.first_loss,
-                                  self.log.last_loss, self.resumed_from)
+        self.result = StageResult(
+            self.workdir,
+            export_dir,
+            self.step,
+            self.log.first_loss,
+            self.log.last_loss,
+            self.resumed_from,
+        )
 
 
 def _progress_bar(start: int, total: int, name: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=start, desc=name, unit="step", dynamic_ncols=True,
-                mininterval=1.0)
+    return tqdm(
+        total=total, initial=start, desc=name, unit="step", dynamic_ncols=True, mininterval=1.0
+    )

@@ -42,6 +42,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if not stages:
         raise CheckpointNotFoundError(
             f"--checkpoint {str(path)!r} has no {HF_CONFIG} and no <stage>/{EXPORT_DIR}/"
-            f"{HF_CONFIG}: pass a Hugging Face checkpoint directory or a reasonrl workdir")
+            f"{HF_CONFIG}: pass a Hugging Face checkpoint directory or a reasonrl workdir"
+        )
     last = max(stages, key=lambda stage: (_finish_time(stage), stage.name))
     return last / EXPORT_DIR

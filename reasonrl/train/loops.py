@@ -17,7 +17,8 @@ of the job config, before anything loads or compiles. `reasonrl.job` imports eve
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ml_collections
 
@@ -56,8 +57,10 @@ def register_loop(loop: StageLoop) -> StageLoop:
 
 def get_loop(name: str) -> StageLoop:
     if name not in LOOPS:
-        raise KeyError(f"stage loop {name!r} is not registered (registered: {sorted(LOOPS)}); "
-                       f"import reasonrl.job, which imports every loop")
+        raise KeyError(
+            f"stage loop {name!r} is not registered (registered: {sorted(LOOPS)}); "
+            f"import reasonrl.job, which imports every loop"
+        )
     return LOOPS[name]
 
 

@@ -31,8 +31,10 @@ def make_schedule(cfg) -> optax.Schedule:
 
 def weight_decay_mask(params):
     """True for parameters that get weight decay (matrices), False for norms and biases."""
+
     def decayed(path, _):
         return str(getattr(path[-1], "key", path[-1])).endswith(DECAYED_SUFFIXES)
+
     return jax.tree_util.tree_map_with_path(decayed, params)
 
 
@@ -42,7 +44,14 @@ def make_optimizer(cfg) -> tuple[optax.GradientTransformation, optax.Schedule]:
     parts = []
     if cfg.get("clip_norm", 1.0) > 0:
         parts.append(optax.clip_by_global_norm(cfg.clip_norm))
-    parts.append(optax.adamw(schedule, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.95),
-                             eps=cfg.get("eps", 1e-8), weight_decay=cfg.get("weight_decay", 0.0),
-                             mask=weight_decay_mask))
+    parts.append(
+        optax.adamw(
+            schedule,
+            b1=cfg.get("b1", 0.9),
+            b2=cfg.get("b2", 0.95),
+            eps=cfg.get("eps", 1e-8),
+            weight_decay=cfg.get("weight_decay", 0.0),
+            mask=weight_decay_mask,
+        )
+    )
     return optax.chain(*parts), schedule

@@ -45,8 +45,9 @@ def _data_check(stage, loop: StageLoop, tokenizer: Tokenizer, prefix: str) -> Da
         return lambda spec, where: check_spec(spec, tokenizer, where=where)
     if loop.name == "rl":
         rl = loop_options(stage, loop)
-        return lambda spec, where: check_prompt_spec(spec, rl, tokenizer, where=where,
-                                                     rl_where=f"{prefix}.{loop.name}")
+        return lambda spec, where: check_prompt_spec(
+            spec, rl, tokenizer, where=where, rl_where=f"{prefix}.{loop.name}"
+        )
     return None
 
 
@@ -63,8 +64,9 @@ def check_job_inputs(config, tokenizer: Tokenizer, *, config_file: str | None = 
     for name in stage_order(config, config_file):
         stage, prefix = config.stages[name], f"stages.{name}"
         vocab_sizes[name] = _check_vocabulary(stage, prefix, tokenizer, vocab_sizes, config_file)
-        check = _data_check(stage, get_loop(OBJECTIVES[stage.objective.name].loop), tokenizer,
-                            prefix)
+        check = _data_check(
+            stage, get_loop(OBJECTIVES[stage.objective.name].loop), tokenizer, prefix
+        )
         for section in ("data", "eval_data"):
             if check is not None and stage[section]:
                 _check_data(check, stage[section], f"{prefix}.{section}", config_file)
@@ -79,14 +81,18 @@ def _check_data(check: DataCheck, spec, where: str, config_file: str | None) -> 
         raise job_error(str(error), config_file) from error
 
 
-def _model_vocab_size(stage, prefix: str, tokenizer: Tokenizer, vocab_sizes: dict[str, int],
-                      config_file: str | None) -> tuple[int, str, str]:
+def _model_vocab_size(
+    stage, prefix: str, tokenizer: Tokenizer, vocab_sizes: dict[str, int], config_file: str | None
+) -> tuple[int, str, str]:
     """(vocab_size, the field that decides it, where it comes from) of the stage's model, as
     reasonrl.train.engine.load_model builds it."""
     model = stage.model
     if model.init_from:
-        return (vocab_sizes[model.init_from], f"{prefix}.model.init_from",
-                f"stage {model.init_from!r}")
+        return (
+            vocab_sizes[model.init_from],
+            f"{prefix}.model.init_from",
+            f"stage {model.init_from!r}",
+        )
     if model.hf_checkpoint:
         field = f"{prefix}.model.hf_checkpoint"
         try:
@@ -104,16 +110,25 @@ def _model_vocab_size(stage, prefix: str, tokenizer: Tokenizer, vocab_sizes: dic
     return vocab_size, f"{prefix}.model", f"preset {model.preset!r} with its overrides"
 
 
-def _check_vocabulary(stage, prefix: str, tokenizer: Tokenizer, vocab_sizes: dict[str, int],
-                      config_file: str | None) -> int:
+def _check_vocabulary(
+    stage, prefix: str, tokenizer: Tokenizer, vocab_sizes: dict[str, int], config_file: str | None
+) -> int:
     """The stage model's vocabulary size, after checking that every tokenizer id fits it."""
-    vocab_size, field, source = _model_vocab_size(stage, prefix, tokenizer, vocab_sizes,
-                                                  config_file)
+    vocab_size, field, source = _model_vocab_size(
+        stage, prefix, tokenizer, vocab_sizes, config_file
+    )
     special = {"bos": tokenizer.bos_id, "eos": tokenizer.eos_id, "pad": tokenizer.pad_id}
-    beyond = [f"{role}={token_id}" for role, token_id in special.items()
-              if token_id is not None and token_id >= vocab_size]
+    beyond = [
+        f"{role}={token_id}"
+        for role, token_id in special.items()
+        if token_id is not None and token_id >= vocab_size
+    ]
     if tokenizer.vocab_size > vocab_size or beyond:
         note = f" (special ids beyond the model's: {', '.join(beyond)})" if beyond else ""
-        fail(field, f"the tokenizer has {tokenizer.vocab_size} ids{note} but the model's "
-             f"vocab_size is {vocab_size} ({source})", config_file)
+        fail(
+            field,
+            f"the tokenizer has {tokenizer.vocab_size} ids{note} but the model's "
+            f"vocab_size is {vocab_size} ({source})",
+            config_file,
+        )
     return vocab_size

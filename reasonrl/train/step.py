@@ -14,7 +14,8 @@ the step recorded in `state.first_nonfinite_step` for the host to report (no per
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.struct
 import jax
@@ -22,10 +23,10 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from reasonrl.objectives import metrics as metrics_lib
 from reasonrl.objectives.registry import ModelContext, Objective
 from reasonrl.parallel.mesh import jit_on_mesh
 from reasonrl.parallel.rules import DEFAULT_RULES, Rules, batch_sharding
-from reasonrl.objectives import metrics as metrics_lib
 
 NONFINITE_MODES = ("stop", "skip")
 
@@ -49,10 +50,11 @@ class TrainState:
     skipped_steps: jax.Array
 
     @classmethod
-    def create(cls, params, tx: optax.GradientTransformation, rng: jax.Array) -> "TrainState":
+    def create(cls, params, tx: optax.GradientTransformation, rng: jax.Array) -> TrainState:
         scalar = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
-        return cls(scalar(0), params, tx.init(params), jax.random.key_data(rng), scalar(-1),
-                   scalar(0))
+        return cls(
+            scalar(0), params, tx.init(params), jax.random.key_data(rng), scalar(-1), scalar(0)
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,26 +72,40 @@ class StepConfig:
 def split_microbatches(batch: dict, grad_accum: int) -> dict:
     """[B, ...] -> [A, B / A, ...]; micro-batch a takes rows a, a + A, ... so that every
     device contributes equally to each micro-batch when rows are sharded contiguously."""
+
     def split(x):
         if x.shape[0] % grad_accum:
-            raise ValueError(f"batch of {x.shape[0]} rows does not split into "
-                             f"grad_accum={grad_accum} micro-batches")
+            raise ValueError(
+                f"batch of {x.shape[0]} rows does not split into "
+                f"grad_accum={grad_accum} micro-batches"
+            )
         x = x.reshape(x.shape[0] // grad_accum, grad_accum, *x.shape[1:])
         return jnp.swapaxes(x, 0, 1)
+
     return jax.tree.map(split, batch)
 
 
-def accumulate_gradients(objective: Objective, objective_config, model: ModelContext, params,
-                         batch: dict, rng: jax.Array, grad_accum: int):
+def accumulate_gradients(
+    objective: Objective,
+    objective_config,
+    model: ModelContext,
+    params,
+    batch: dict,
+    rng: jax.Array,
+    grad_accum: int,
+):
     """Sums (loss_sum, denominator, metrics, grads) over micro-batches.
 
     Returns loss_sum, denominator (scalars), merged metrics and the summed gradient of loss_sum.
     """
+
     def loss_and_grad(mb, key):
         def f(p):
-            loss_sum, denominator, metrics = objective(p, mb, key, model=model,
-                                                       config=objective_config)
+            loss_sum, denominator, metrics = objective(
+                p, mb, key, model=model, config=objective_config
+            )
             return loss_sum, (denominator, metrics)
+
         (loss_sum, (denominator, metrics)), grads = jax.value_and_grad(f, has_aux=True)(params)
         grads = jax.tree.map(lambda g: g.astype(jnp.float32), grads)
         return loss_sum, jnp.asarray(denominator, jnp.float32), metrics, grads
@@ -102,30 +118,43 @@ def accumulate_gradients(objective: Objective, objective_config, model: ModelCon
     first = jax.tree.map(lambda x: x[0], micro)
     abstract = jax.eval_shape(loss_and_grad, first, keys[0])
     zero = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731
-    init = (zero(abstract[0]), zero(abstract[1]),
-            metrics_lib.empty_like(jax.tree.map(zero, abstract[2])),
-            jax.tree.map(zero, abstract[3]))
+    init = (
+        zero(abstract[0]),
+        zero(abstract[1]),
+        metrics_lib.empty_like(jax.tree.map(zero, abstract[2])),
+        jax.tree.map(zero, abstract[3]),
+    )
 
     def body(carry, xs):
         mb, key = xs
         out = loss_and_grad(mb, key)
         loss_sum, denominator, metrics, grads = carry
-        return (loss_sum + out[0], denominator + out[1], metrics_lib.merge(metrics, out[2]),
-                jax.tree.map(jnp.add, grads, out[3])), None
+        return (
+            loss_sum + out[0],
+            denominator + out[1],
+            metrics_lib.merge(metrics, out[2]),
+            jax.tree.map(jnp.add, grads, out[3]),
+        ), None
 
     carry, _ = jax.lax.scan(body, init, (micro, keys))
     return carry
 
 
-def make_train_step(objective: Objective, objective_config, model: ModelContext,
-                    tx: optax.GradientTransformation, schedule: optax.Schedule,
-                    step_config: StepConfig) -> Callable:
+def make_train_step(
+    objective: Objective,
+    objective_config,
+    model: ModelContext,
+    tx: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    step_config: StepConfig,
+) -> Callable:
     """The pure step function `(state, batch) -> (state, metrics)` (not yet jitted)."""
 
     def train_step(state: TrainState, batch: dict):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         loss_sum, denominator, metrics, grads = accumulate_gradients(
-            objective, objective_config, model, state.params, batch, key, step_config.grad_accum)
+            objective, objective_config, model, state.params, batch, key, step_config.grad_accum
+        )
         safe_denominator = jnp.maximum(denominator, 1e-9)
         grads = jax.tree.map(lambda g: g / safe_denominator, grads)
         loss = loss_sum / safe_denominator
@@ -139,8 +168,9 @@ def make_train_step(objective: Objective, objective_config, model: ModelContext,
         updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
         new_params = optax.apply_updates(state.params, updates)
         keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(apply, n, o), new, old)  # noqa: E731
-        first_bad = jnp.where((state.first_nonfinite_step < 0) & ~finite, state.step,
-                              state.first_nonfinite_step)
+        first_bad = jnp.where(
+            (state.first_nonfinite_step < 0) & ~finite, state.step, state.first_nonfinite_step
+        )
         new_state = state.replace(
             step=state.step + 1,
             params=keep(new_params, state.params),
@@ -149,8 +179,13 @@ def make_train_step(objective: Objective, objective_config, model: ModelContext,
             skipped_steps=state.skipped_steps + (~apply).astype(jnp.int32),
         )
         out = dict(metrics_lib.compute(metrics))
-        out.update(loss=loss, grad_norm=grad_norm, learning_rate=schedule(state.step),
-                   denominator=denominator, update_applied=apply.astype(jnp.float32))
+        out.update(
+            loss=loss,
+            grad_norm=grad_norm,
+            learning_rate=schedule(state.step),
+            denominator=denominator,
+            update_applied=apply.astype(jnp.float32),
+        )
         return new_state, out
 
     return train_step
@@ -161,9 +196,13 @@ def state_shardings(abstract_state: TrainState, param_shardings, mesh: Mesh) -> 
     (Adam's mu and nu) takes that parameter's sharding; counts and scalars replicate. All name
     `mesh` (whatever its axis types), so a state placed with them lives on the caller's mesh."""
     replicated = NamedSharding(mesh, PartitionSpec())
-    by_path = {_dict_keys(path): (sharding, leaf.shape) for (path, sharding), leaf in zip(
-        jax.tree_util.tree_flatten_with_path(param_shardings)[0],
-        jax.tree.leaves(abstract_state.params))}
+    by_path = {
+        _dict_keys(path): (sharding, leaf.shape)
+        for (path, sharding), leaf in zip(
+            jax.tree_util.tree_flatten_with_path(param_shardings)[0],
+            jax.tree.leaves(abstract_state.params),
+        )
+    }
 
     def opt_leaf(path, leaf):
         keys = _dict_keys(path)
@@ -174,16 +213,23 @@ def state_shardings(abstract_state: TrainState, param_shardings, mesh: Mesh) -> 
         return replicated
 
     opt = jax.tree_util.tree_map_with_path(opt_leaf, abstract_state.opt_state)
-    return TrainState(step=replicated, params=param_shardings, opt_state=opt, rng=replicated,
-                      first_nonfinite_step=replicated, skipped_steps=replicated)
+    return TrainState(
+        step=replicated,
+        params=param_shardings,
+        opt_state=opt,
+        rng=replicated,
+        first_nonfinite_step=replicated,
+        skipped_steps=replicated,
+    )
 
 
 def _dict_keys(path) -> tuple:
     return tuple(k.key for k in path if isinstance(k, jax.tree_util.DictKey))
 
 
-def jit_train_step(step_fn: Callable, shardings: TrainState, mesh: Mesh, batch_keys,
-                   rules: Rules = DEFAULT_RULES):
+def jit_train_step(
+    step_fn: Callable, shardings: TrainState, mesh: Mesh, batch_keys, rules: Rules = DEFAULT_RULES
+):
     """jit with explicit in/out shardings; the incoming state is donated.
 
     `mesh` may have any axis types (e.g. `jax.make_mesh`'s Explicit axes, or set with
@@ -193,5 +239,10 @@ def jit_train_step(step_fn: Callable, shardings: TrainState, mesh: Mesh, batch_k
     rows = batch_sharding(mesh, rules)
     batch_shardings = {k: rows for k in batch_keys}
     replicated = NamedSharding(mesh, PartitionSpec())
-    return jit_on_mesh(step_fn, mesh, in_shardings=(shardings, batch_shardings),
-                       out_shardings=(shardings, replicated), donate_argnums=(0,))
+    return jit_on_mesh(
+        step_fn,
+        mesh,
+        in_shardings=(shardings, batch_shardings),
+        out_shardings=(shardings, replicated),
+        donate_argnums=(0,),
+    )

@@ -18,15 +18,19 @@ import jax
 from reasonrl import data as data_lib
 from reasonrl.objectives import metrics as metrics_lib
 from reasonrl.parallel import batch_sharding, make_mesh
-from reasonrl.train.engine import (StageResult, StageRun, StageSetup, build_stage,
-                                   global_batch)
+from reasonrl.train.engine import StageResult, StageRun, StageSetup, build_stage, global_batch
 from reasonrl.train.loops import StageLoop, register_loop
 
 
-def run_supervised_stage(stage, workdir: str | Path, *, tokenizer,
-                         tokenizer_files: tuple[Path, ...] = (),
-                         stage_exports: dict[str, Path] | None = None,
-                         max_steps: int | None = None) -> StageResult:
+def run_supervised_stage(
+    stage,
+    workdir: str | Path,
+    *,
+    tokenizer,
+    tokenizer_files: tuple[Path, ...] = (),
+    stage_exports: dict[str, Path] | None = None,
+    max_steps: int | None = None,
+) -> StageResult:
     """Trains one stage in `workdir` (resuming from its newest readable checkpoint).
 
     Args:
@@ -38,17 +42,25 @@ def run_supervised_stage(stage, workdir: str | Path, *, tokenizer,
     train = stage.train
     mesh = make_mesh(stage.mesh.to_dict())
     per_host_batch = train.batch_size // jax.process_count()
-    data_iter = data_lib.make_pipeline(stage.data, tokenizer, batch_size=per_host_batch,
-                                       seq_len=train.seq_len, seed=train.seed)
+    data_iter = data_lib.make_pipeline(
+        stage.data, tokenizer, batch_size=per_host_batch, seq_len=train.seq_len, seed=train.seed
+    )
     setup = build_stage(stage, mesh, tokenizer, stage_exports or {}, total_updates=train.steps)
     rows = batch_sharding(mesh)
     evaluate = None
     if stage.eval_data:
         evaluate = LossEvaluator(setup, stage.eval_data.to_dict(), tokenizer, train)
 
-    with StageRun(stage, workdir, setup, iterator=data_iter,
-                  tokens_per_update=train.batch_size * train.seq_len, max_steps=max_steps,
-                  evaluate=evaluate, tokenizer_files=tokenizer_files) as run:
+    with StageRun(
+        stage,
+        workdir,
+        setup,
+        iterator=data_iter,
+        tokens_per_update=train.batch_size * train.seq_len,
+        max_steps=max_steps,
+        evaluate=evaluate,
+        tokenizer_files=tokenizer_files,
+    ) as run:
         while run.step < run.end:
             batch = setup.complete_batch(global_batch(next(data_iter), rows))
             run.state, metrics = setup.train_step(batch)(run.state, batch)
@@ -71,14 +83,22 @@ class LossEvaluator:
 
     def _eval_step(self, params, batch):
         loss_sum, denominator, metrics = self.setup.objective.fn(
-            params, batch, jax.random.key(0), model=self.setup.model_ctx,
-            config=self.setup.objective_config)
+            params,
+            batch,
+            jax.random.key(0),
+            model=self.setup.model_ctx,
+            config=self.setup.objective_config,
+        )
         return {"loss": metrics_lib.Mean.of(loss_sum, denominator), **metrics}
 
     def __call__(self, params) -> dict[str, float]:
-        iterator = data_lib.make_pipeline(self.spec, self.tokenizer,
-                                          batch_size=self.train.batch_size // jax.process_count(),
-                                          seq_len=self.train.seq_len, seed=0)
+        iterator = data_lib.make_pipeline(
+            self.spec,
+            self.tokenizer,
+            batch_size=self.train.batch_size // jax.process_count(),
+            seq_len=self.train.seq_len,
+            seed=0,
+        )
         total = None
         for _ in range(self.train.eval_batches):
             try:
@@ -87,14 +107,17 @@ class LossEvaluator:
                 break
             batch = self.setup.complete_batch(batch)
             if self._jitted is None:
-                self._jitted = jax.jit(self._eval_step, in_shardings=(
-                    self.setup.shardings.params, {k: self.rows for k in batch}))
+                self._jitted = jax.jit(
+                    self._eval_step,
+                    in_shardings=(self.setup.shardings.params, {k: self.rows for k in batch}),
+                )
             out = self._jitted(params, batch)
             total = out if total is None else metrics_lib.merge(total, out)
         if total is None:
             return {}
-        return {f"eval/{k}": float(v)
-                for k, v in jax.device_get(metrics_lib.compute(total)).items()}
+        return {
+            f"eval/{k}": float(v) for k, v in jax.device_get(metrics_lib.compute(total)).items()
+        }
 
 
 SUPERVISED_LOOP = register_loop(StageLoop(name="supervised", run=run_supervised_stage))

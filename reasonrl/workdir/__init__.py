@@ -18,7 +18,22 @@ from reasonrl.workdir.fingerprint import (
 )
 from reasonrl.workdir.lock import LOCK_FILE, DirectoryLock, DirectoryLockedError, LockHolder
 
-__all__ = ["FINGERPRINT_FILE", "LOCK_FILE", "RESULT_NEUTRAL_FIELDS", "DirectoryLock",
-           "DirectoryLockedError", "FingerprintMismatchError", "LockHolder", "ResultDir",
-           "atomic_write_json", "atomic_write_text", "file_identity", "read_fingerprint",
-           "reconcile", "record", "stage_fingerprint", "tokenizer_fingerprint", "write_fingerprint"]
+__all__ = [
+    "FINGERPRINT_FILE",
+    "LOCK_FILE",
+    "RESULT_NEUTRAL_FIELDS",
+    "DirectoryLock",
+    "DirectoryLockedError",
+    "FingerprintMismatchError",
+    "LockHolder",
+    "ResultDir",
+    "atomic_write_json",
+    "atomic_write_text",
+    "file_identity",
+    "read_fingerprint",
+    "reconcile",
+    "record",
+    "stage_fingerprint",
+    "tokenizer_fingerprint",
+    "write_fingerprint",
+]

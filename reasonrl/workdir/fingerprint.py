@@ -53,9 +53,15 @@ from reasonrl.errors import ReasonRLError
 from reasonrl.workdir.files import atomic_write_json
 
 FINGERPRINT_FILE = "fingerprint.json"
-RESULT_NEUTRAL_FIELDS = ("train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
-                         "train.async_checkpointing", "train.eval_every", "train.eval_batches",
-                         "mesh")
+RESULT_NEUTRAL_FIELDS = (
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.async_checkpointing",
+    "train.eval_every",
+    "train.eval_batches",
+    "mesh",
+)
 DATA_SECTIONS = ("data", "eval_data")
 LARGE_FILE_BYTES = 64 << 20
 EDGE_BYTES = 8 << 20
@@ -94,8 +100,11 @@ def file_identity(path: str | Path) -> dict[str, Any]:
     if stat.st_size <= LARGE_FILE_BYTES:
         return {"size": stat.st_size, "sha256": _content_sha256(path)}
     edges = [(0, EDGE_BYTES), (stat.st_size - EDGE_BYTES, EDGE_BYTES)]
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "sha256_first_last_8MiB": _sha256_of(path, edges)}
+    return {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256_first_last_8MiB": _sha256_of(path, edges),
+    }
 
 
 def files_sha256(paths: Iterable[str | Path]) -> str:
@@ -123,8 +132,11 @@ def input_files(config: dict) -> dict[str, dict[str, Any]]:
     """The identity of every existing file that a string in `config`'s data specs names, by
     dotted field (e.g. "data.source.path", "eval_data.source.paths.0")."""
     specs = {section: config.get(section) or {} for section in DATA_SECTIONS}
-    return {field: file_identity(value) for field, value in _leaves(specs, "")
-            if isinstance(value, str) and value and os.path.isfile(value)}
+    return {
+        field: file_identity(value)
+        for field, value in _leaves(specs, "")
+        if isinstance(value, str) and value and os.path.isfile(value)
+    }
 
 
 def _without(config: dict, fields: Iterable[str]) -> dict:
@@ -146,15 +158,20 @@ def with_digest(parts: dict[str, Any]) -> dict[str, Any]:
     return {**parts, "digest": hashlib.sha256(canonical.encode()).hexdigest()}
 
 
-def stage_fingerprint(config: dict, *, tokenizer_files: Iterable[str | Path],
-                      init_from: dict | None) -> dict[str, Any]:
+def stage_fingerprint(
+    config: dict, *, tokenizer_files: Iterable[str | Path], init_from: dict | None
+) -> dict[str, Any]:
     """The fingerprint of a stage whose resolved config (plain dict) is `config`, trained with
     the tokenizer made of `tokenizer_files`, starting from the stage whose fingerprint is
     `init_from` (None when it starts from a preset or a Hugging Face checkpoint)."""
-    return with_digest({"config": _without(config, RESULT_NEUTRAL_FIELDS),
-                        "tokenizer": {"sha256": files_sha256(tokenizer_files)},
-                        "inputs": input_files(config),
-                        "init_from": init_from["digest"] if init_from else None})
+    return with_digest(
+        {
+            "config": _without(config, RESULT_NEUTRAL_FIELDS),
+            "tokenizer": {"sha256": files_sha256(tokenizer_files)},
+            "inputs": input_files(config),
+            "init_from": init_from["digest"] if init_from else None,
+        }
+    )
 
 
 def tokenizer_fingerprint(corpus: str | Path, vocab_size: int) -> dict[str, Any]:
@@ -179,14 +196,16 @@ def _show(value: Any) -> str:
 
 
 def differences(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """"<dotted field> <stored> → <new>" for every leaf that differs (the digest aside)."""
+    """ "<dotted field> <stored> → <new>" for every leaf that differs (the digest aside)."""
     old_leaves = dict(_leaves({k: v for k, v in stored.items() if k != "digest"}, ""))
     new_leaves = dict(_leaves({k: v for k, v in new.items() if k != "digest"}, ""))
     absent = "(absent)"
-    return [f"{field} {_show(old_leaves[field]) if field in old_leaves else absent} → "
-            f"{_show(new_leaves[field]) if field in new_leaves else absent}"
-            for field in sorted(set(old_leaves) | set(new_leaves))
-            if old_leaves.get(field, absent) != new_leaves.get(field, absent)]
+    return [
+        f"{field} {_show(old_leaves[field]) if field in old_leaves else absent} → "
+        f"{_show(new_leaves[field]) if field in new_leaves else absent}"
+        for field in sorted(set(old_leaves) | set(new_leaves))
+        if old_leaves.get(field, absent) != new_leaves.get(field, absent)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,8 +230,9 @@ def _warn(message: str) -> None:
     print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
 
-def reconcile(workdir: str | Path, results: Iterable[ResultDir], *,
-              reuse_changed: bool) -> list[ResultDir]:
+def reconcile(
+    workdir: str | Path, results: Iterable[ResultDir], *, reuse_changed: bool
+) -> list[ResultDir]:
     """Checks that every directory holding results was made from this job's inputs; returns
     those whose fingerprint is to be recorded (`record`) once the job is known to run.
 
@@ -226,8 +246,10 @@ def reconcile(workdir: str | Path, results: Iterable[ResultDir], *,
             continue
         stored = read_fingerprint(result.directory)
         if stored is None:
-            _warn(f"{result.label}: {result.directory} has no {FINGERPRINT_FILE} (made by an "
-                  f"older version); recording this job's inputs as what it was made from")
+            _warn(
+                f"{result.label}: {result.directory} has no {FINGERPRINT_FILE} (made by an "
+                f"older version); recording this job's inputs as what it was made from"
+            )
             to_record.append(result)
         elif stored.get("digest") != result.fingerprint["digest"]:
             mismatched.append(_summary(result.label, differences(stored, result.fingerprint)))
@@ -235,7 +257,8 @@ def reconcile(workdir: str | Path, results: Iterable[ResultDir], *,
     if mismatched and not reuse_changed:
         raise FingerprintMismatchError(
             f"{workdir} holds results made from other inputs than this job's; use another "
-            f"workdir, or pass {REUSE_HINT} to keep them anyway:\n" + "\n".join(mismatched))
+            f"workdir, or pass {REUSE_HINT} to keep them anyway:\n" + "\n".join(mismatched)
+        )
     for summary in mismatched:
         _warn(f"reusing results made from other inputs, as asked (reuse_changed): {summary}")
     return to_record

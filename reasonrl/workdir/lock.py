@@ -66,10 +66,14 @@ class LockHolder:
     command: str
 
     @classmethod
-    def this_process(cls) -> "LockHolder":
-        return cls(socket.gethostname(), os.getpid(), _process_start(os.getpid()),
-                   datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                   " ".join(sys.argv)[:500])
+    def this_process(cls) -> LockHolder:
+        return cls(
+            socket.gethostname(),
+            os.getpid(),
+            _process_start(os.getpid()),
+            datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            " ".join(sys.argv)[:500],
+        )
 
     def describe(self) -> str:
         return f"host {self.host}, pid {self.pid}, started {self.started}: {self.command}"
@@ -92,14 +96,15 @@ class DirectoryLock:
         of several tools, e.g. a distillation JSONL's folder: name the lock after the output).
     """
 
-    def __init__(self, directory: str | Path, *, purpose: str = "a run",
-                 lock_name: str = LOCK_FILE):
+    def __init__(
+        self, directory: str | Path, *, purpose: str = "a run", lock_name: str = LOCK_FILE
+    ):
         self.directory = Path(directory)
         self.path = self.directory / lock_name
         self.purpose = purpose
         self.holder: LockHolder | None = None
 
-    def acquire(self) -> "DirectoryLock":
+    def acquire(self) -> DirectoryLock:
         self.directory.mkdir(parents=True, exist_ok=True)
         me = LockHolder.this_process()
         for _ in range(3):
@@ -124,11 +129,15 @@ class DirectoryLock:
         if not holder.is_stale():
             raise DirectoryLockedError(
                 f"{self.directory} is in use by another run ({holder.describe()}); wait for it "
-                f"to finish or use another directory (if that run is gone, delete {self.path})")
-        logging.warning("taking over the stale lock of a run that is gone (%s)",
-                        holder.describe())
-        print(f"WARNING: {self.directory}: taking over the lock of a run that is gone "
-              f"({holder.describe()})", file=sys.stderr, flush=True)
+                f"to finish or use another directory (if that run is gone, delete {self.path})"
+            )
+        logging.warning("taking over the stale lock of a run that is gone (%s)", holder.describe())
+        print(
+            f"WARNING: {self.directory}: taking over the lock of a run that is gone "
+            f"({holder.describe()})",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             self.path.unlink()
         except FileNotFoundError:
@@ -143,7 +152,7 @@ class DirectoryLock:
                 pass
         self.holder = None
 
-    def __enter__(self) -> "DirectoryLock":
+    def __enter__(self) -> DirectoryLock:
         return self.acquire()
 
     def __exit__(self, *exc_info) -> None:

@@ -80,8 +80,11 @@ def test_concat_then_split_pieces_break_only_at_documents_or_rows():
     assert not np.isin(rows["targets"][predicted], list(starts)).any()
 
 
-@pytest.mark.parametrize("packing", [{"type": "first_fit", "num_bins": 4}, {"type": "pad"}],
-                         ids=lambda packing: packing["type"])
+@pytest.mark.parametrize(
+    "packing",
+    [{"type": "first_fit", "num_bins": 4}, {"type": "pad"}],
+    ids=lambda packing: packing["type"],
+)
 def test_whole_document_packers_keep_documents_intact(packing):
     documents = synthetic_documents(4, max_len=SEQ_LEN)
     rows = pack(documents, packing)

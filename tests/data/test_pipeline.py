@@ -30,18 +30,26 @@ def numbered_jsonl(tmp_path_factory) -> str:
     lines = []
     for i in range(NUM_RECORDS):
         words = " ".join(["apples"] * (i % 7) + ["and", "pears"] * (i % 3))
-        lines.append(json.dumps({
-            "text": f"Record {i}: Janet has {i} {words}.",
-            "question": f"Janet has {i} apples and buys {i % 5} more. How many now?",
-            "answer": f"She has {i}+{i % 5} = {i + i % 5} apples.\n#### {i + i % 5}",
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "text": f"Record {i}: Janet has {i} {words}.",
+                    "question": f"Janet has {i} apples and buys {i % 5} more. How many now?",
+                    "answer": f"She has {i}+{i % 5} = {i + i % 5} apples.\n#### {i + i % 5}",
+                }
+            )
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)
 
 
 def pretrain_spec(path: str, **overrides) -> dict:
-    spec = {"source": {"type": "jsonl", "path": path}, "task": {"type": "pretrain"},
-            "num_epochs": 1, "read_threads": 2}
+    spec = {
+        "source": {"type": "jsonl", "path": path},
+        "task": {"type": "pretrain"},
+        "num_epochs": 1,
+        "read_threads": 2,
+    }
     spec.update(overrides)
     return spec
 
@@ -52,16 +60,22 @@ def all_rows(iterator) -> dict:
 
 def record_ids_in_order(rows: dict, tokenizer) -> list[int]:
     """With pad packing, each row is one record; read its number back from the decoded text."""
-    texts = [tokenizer.decode(row[segments > 0])
-             for row, segments in zip(rows["tokens"], rows["segment_ids"])]
+    texts = [
+        tokenizer.decode(row[segments > 0])
+        for row, segments in zip(rows["tokens"], rows["segment_ids"])
+    ]
     return [int(re.search(r"Record (\d+):", text).group(1)) for text in texts]
 
 
 def test_pretrain_batches_follow_the_contract(sp_tokenizer):
-    spec = {"source": {"type": "text", "path": GSM8K_TEXT, "split": "blank_line"},
-            "task": {"type": "pretrain"}, "num_epochs": 1}
-    batches = make_pipeline(spec, sp_tokenizer, batch_size=4, seq_len=128, seed=0,
-                            shard_index=0, shard_count=1)
+    spec = {
+        "source": {"type": "text", "path": GSM8K_TEXT, "split": "blank_line"},
+        "task": {"type": "pretrain"},
+        "num_epochs": 1,
+    }
+    batches = make_pipeline(
+        spec, sp_tokenizer, batch_size=4, seq_len=128, seed=0, shard_index=0, shard_count=1
+    )
     batch = next(batches)
     assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {
         key: ((4, 128), np.int32)
@@ -74,16 +88,26 @@ def test_pretrain_pipeline_keeps_every_document_whole(numbered_jsonl, any_tokeni
     """Shuffled, packed rows hold every document once, and no target crosses a document."""
     tokenizer = any_tokenizer
     spec = pretrain_spec(numbered_jsonl, task={"type": "pretrain", "add_eos": True})
-    rows = all_rows(make_pipeline(dict(spec, drop_remainder=False), tokenizer, batch_size=2,
-                                  seq_len=24, seed=7, shard_index=0, shard_count=1))
+    rows = all_rows(
+        make_pipeline(
+            dict(spec, drop_remainder=False),
+            tokenizer,
+            batch_size=2,
+            seq_len=24,
+            seed=7,
+            shard_index=0,
+            shard_count=1,
+        )
+    )
     check_row_layout(rows, tokenizer.pad_id)
     real = rows["segment_ids"] > 0
     stream = rows["tokens"][real]
     eos_at = np.flatnonzero(stream == tokenizer.eos_id)
     documents = np.split(stream, eos_at + 1)[:-1]
     expected = [
-        tokenizer.encode(json.loads(line)["text"], add_bos=tokenizer.bos_id is not None,
-                         add_eos=True)
+        tokenizer.encode(
+            json.loads(line)["text"], add_bos=tokenizer.bos_id is not None, add_eos=True
+        )
         for line in open(numbered_jsonl, encoding="utf-8")
     ]
     assert sorted(d.tolist() for d in documents) == sorted(expected)
@@ -97,8 +121,17 @@ def test_pretrain_pipeline_keeps_every_document_whole(numbered_jsonl, any_tokeni
 def test_shuffling_is_deterministic_by_seed(numbered_jsonl, sp_tokenizer):
     def order(seed, shuffle=True):
         spec = pretrain_spec(numbered_jsonl, packing={"type": "pad"}, shuffle=shuffle)
-        rows = all_rows(make_pipeline(spec, sp_tokenizer, batch_size=4, seq_len=64, seed=seed,
-                                      shard_index=0, shard_count=1))
+        rows = all_rows(
+            make_pipeline(
+                spec,
+                sp_tokenizer,
+                batch_size=4,
+                seq_len=64,
+                seed=seed,
+                shard_index=0,
+                shard_count=1,
+            )
+        )
         return record_ids_in_order(rows, sp_tokenizer)
 
     first = order(seed=1)
@@ -110,15 +143,25 @@ def test_shuffling_is_deterministic_by_seed(numbered_jsonl, sp_tokenizer):
 
 def test_epochs_repeat_with_a_new_order(numbered_jsonl, sp_tokenizer):
     spec = pretrain_spec(numbered_jsonl, packing={"type": "pad"}, num_epochs=2)
-    rows = all_rows(make_pipeline(spec, sp_tokenizer, batch_size=4, seq_len=64, seed=3,
-                                  shard_index=0, shard_count=1))
+    rows = all_rows(
+        make_pipeline(
+            spec, sp_tokenizer, batch_size=4, seq_len=64, seed=3, shard_index=0, shard_count=1
+        )
+    )
     ids = record_ids_in_order(rows, sp_tokenizer)
     assert len(ids) == 2 * NUM_RECORDS
     assert sorted(ids[:NUM_RECORDS]) == sorted(ids[NUM_RECORDS:]) == list(range(NUM_RECORDS))
     assert ids[:NUM_RECORDS] != ids[NUM_RECORDS:]
 
-    forever = make_pipeline(dict(spec, num_epochs=None), sp_tokenizer, batch_size=4, seq_len=64,
-                            seed=3, shard_index=0, shard_count=1)
+    forever = make_pipeline(
+        dict(spec, num_epochs=None),
+        sp_tokenizer,
+        batch_size=4,
+        seq_len=64,
+        seed=3,
+        shard_index=0,
+        shard_count=1,
+    )
     assert len(list(itertools.islice(forever, 3 * NUM_RECORDS // 4))) == 3 * NUM_RECORDS // 4
 
 
@@ -126,8 +169,17 @@ def test_shards_are_disjoint_and_cover_the_data(numbered_jsonl, sp_tokenizer):
     spec = pretrain_spec(numbered_jsonl, packing={"type": "pad"}, drop_remainder=False)
     shards = []
     for shard_index in range(3):
-        rows = all_rows(make_pipeline(spec, sp_tokenizer, batch_size=4, seq_len=64, seed=5,
-                                      shard_index=shard_index, shard_count=3))
+        rows = all_rows(
+            make_pipeline(
+                spec,
+                sp_tokenizer,
+                batch_size=4,
+                seq_len=64,
+                seed=5,
+                shard_index=shard_index,
+                shard_count=3,
+            )
+        )
         shards.append(set(record_ids_in_order(rows, sp_tokenizer)))
     assert all(a.isdisjoint(b) for a, b in itertools.combinations(shards, 2))
     assert set().union(*shards) == set(range(NUM_RECORDS))
@@ -137,23 +189,29 @@ def test_shards_are_disjoint_and_cover_the_data(numbered_jsonl, sp_tokenizer):
 def test_default_shard_is_the_jax_process(numbered_jsonl, sp_tokenizer):
     spec = pretrain_spec(numbered_jsonl, packing={"type": "pad"})
     default = all_rows(make_pipeline(spec, sp_tokenizer, batch_size=4, seq_len=64, seed=0))
-    explicit = all_rows(make_pipeline(spec, sp_tokenizer, batch_size=4, seq_len=64, seed=0,
-                                      shard_index=0, shard_count=1))
+    explicit = all_rows(
+        make_pipeline(
+            spec, sp_tokenizer, batch_size=4, seq_len=64, seed=0, shard_index=0, shard_count=1
+        )
+    )
     np.testing.assert_array_equal(default["tokens"], explicit["tokens"])
 
 
 @pytest.mark.parametrize(
-    "packing", [{"type": "concat_then_split"}, {"type": "first_fit", "num_bins": 3},
-                {"type": "pad"}], ids=lambda packing: packing["type"],
+    "packing",
+    [{"type": "concat_then_split"}, {"type": "first_fit", "num_bins": 3}, {"type": "pad"}],
+    ids=lambda packing: packing["type"],
 )
 @pytest.mark.parametrize("skip", CHECKPOINT_SKIPS)
-def test_restoring_state_mid_epoch_continues_identically(numbered_jsonl, sp_tokenizer, packing,
-                                                         skip):
+def test_restoring_state_mid_epoch_continues_identically(
+    numbered_jsonl, sp_tokenizer, packing, skip
+):
     spec = pretrain_spec(numbered_jsonl, packing=packing, num_epochs=2)
 
     def fresh():
-        return make_pipeline(spec, sp_tokenizer, batch_size=2, seq_len=20, seed=11,
-                             shard_index=0, shard_count=1)
+        return make_pipeline(
+            spec, sp_tokenizer, batch_size=2, seq_len=20, seed=11, shard_index=0, shard_count=1
+        )
 
     reference = list(fresh())
     assert len(reference) > skip + 3
@@ -174,8 +232,9 @@ def test_restoring_state_mid_epoch_continues_identically(numbered_jsonl, sp_toke
 def test_concat_then_split_state_can_point_inside_a_document(numbered_jsonl, sp_tokenizer):
     """The checkpoint test above must save at least once inside a document split across rows."""
     spec = pretrain_spec(numbered_jsonl, num_epochs=2)
-    iterator = make_pipeline(spec, sp_tokenizer, batch_size=2, seq_len=20, seed=11,
-                             shard_index=0, shard_count=1)
+    iterator = make_pipeline(
+        spec, sp_tokenizer, batch_size=2, seq_len=20, seed=11, shard_index=0, shard_count=1
+    )
     offsets = {}
     for batches_read in range(1, 14):
         next(iterator)
@@ -184,22 +243,35 @@ def test_concat_then_split_state_can_point_inside_a_document(numbered_jsonl, sp_
     assert any(offsets[skip] > 0 for skip in CHECKPOINT_SKIPS)
 
 
-@pytest.mark.parametrize("template, end_of_turn", [("chatml", "<|im_end|>"),
-                                                   ("llama3", "<|eot_id|>")])
-@pytest.mark.parametrize("packing", [{"type": "pad"}, {"type": "first_fit", "num_bins": 4}],
-                         ids=lambda packing: packing["type"])
-def test_sft_loss_mask_is_response_only(numbered_jsonl, any_tokenizer, template, end_of_turn,
-                                        packing):
+@pytest.mark.parametrize(
+    "template, end_of_turn", [("chatml", "<|im_end|>"), ("llama3", "<|eot_id|>")]
+)
+@pytest.mark.parametrize(
+    "packing",
+    [{"type": "pad"}, {"type": "first_fit", "num_bins": 4}],
+    ids=lambda packing: packing["type"],
+)
+def test_sft_loss_mask_is_response_only(
+    numbered_jsonl, any_tokenizer, template, end_of_turn, packing
+):
     tokenizer = any_tokenizer
     spec = pretrain_spec(
         numbered_jsonl,
-        task={"type": "sft", "chat_template": template, "prompt_field": "question",
-              "response_field": "answer", "system_prompt": "Solve it."},
+        task={
+            "type": "sft",
+            "chat_template": template,
+            "prompt_field": "question",
+            "response_field": "answer",
+            "system_prompt": "Solve it.",
+        },
         packing=packing,
         drop_remainder=False,
     )
-    rows = all_rows(make_pipeline(spec, tokenizer, batch_size=4, seq_len=160, seed=0,
-                                  shard_index=0, shard_count=1))
+    rows = all_rows(
+        make_pipeline(
+            spec, tokenizer, batch_size=4, seq_len=160, seed=0, shard_index=0, shard_count=1
+        )
+    )
     pieces = check_row_layout(rows, tokenizer.pad_id)
     assert len(pieces) == NUM_RECORDS
     eot = tokenizer.special_token_id(end_of_turn)
@@ -220,8 +292,11 @@ def test_sft_loss_mask_is_response_only(numbered_jsonl, any_tokenizer, template,
 
 def test_spec_accepts_config_dict(numbered_jsonl, sp_tokenizer):
     spec = ml_collections.ConfigDict(pretrain_spec(numbered_jsonl, packing={"type": "pad"}))
-    batch = next(make_pipeline(spec, sp_tokenizer, batch_size=2, seq_len=32, seed=0,
-                               shard_index=0, shard_count=1))
+    batch = next(
+        make_pipeline(
+            spec, sp_tokenizer, batch_size=2, seq_len=32, seed=0, shard_index=0, shard_count=1
+        )
+    )
     assert batch["tokens"].shape == (2, 32)
 
 
@@ -232,27 +307,40 @@ def test_spec_accepts_config_dict(numbered_jsonl, sp_tokenizer):
         ({"task": {"type": "dpo"}}, r"spec.task.type: got 'dpo'"),
         ({"task": {"type": "pretrain", "field": "x"}}, r"spec.task: unknown key\(s\) \['field'\]"),
         ({"task": {"type": "sft", "prompt_field": "q"}}, r"spec.task.messages_field: give either"),
-        ({"task": {"type": "sft", "chat_template": "alpaca", "messages_field": "m"}},
-         r"spec.task.chat_template: got 'alpaca'"),
-        ({"source": {"type": "jsonl", "path": "/no/such/file.jsonl"}},
-         r"spec.source.path: file not found: '/no/such/file.jsonl'"),
-        ({"packing": {"type": "first_fit", "num_bins": "8"}},
-         r"spec.packing.num_bins: expected int, got '8'"),
+        (
+            {"task": {"type": "sft", "chat_template": "alpaca", "messages_field": "m"}},
+            r"spec.task.chat_template: got 'alpaca'",
+        ),
+        (
+            {"source": {"type": "jsonl", "path": "/no/such/file.jsonl"}},
+            r"spec.source.path: file not found: '/no/such/file.jsonl'",
+        ),
+        (
+            {"packing": {"type": "first_fit", "num_bins": "8"}},
+            r"spec.packing.num_bins: expected int, got '8'",
+        ),
         ({"num_epochs": 0}, r"spec.num_epochs: must be >= 1 or None"),
         ({"packing": {"type": "first_fit", "num_bins": 0}}, r"spec.packing.num_bins: must be >= 1"),
     ],
 )
 def test_spec_errors_name_the_field(numbered_jsonl, sp_tokenizer, overrides, message):
     with pytest.raises(SpecError, match=message):
-        make_pipeline(pretrain_spec(numbered_jsonl, **overrides), sp_tokenizer, batch_size=2,
-                      seq_len=32, seed=0, shard_index=0, shard_count=1)
+        make_pipeline(
+            pretrain_spec(numbered_jsonl, **overrides),
+            sp_tokenizer,
+            batch_size=2,
+            seq_len=32,
+            seed=0,
+            shard_index=0,
+            shard_count=1,
+        )
 
 
-def test_missing_record_field_and_missing_template_tokens(numbered_jsonl, sp_tokenizer,
-                                                          tmp_path):
+def test_missing_record_field_and_missing_template_tokens(numbered_jsonl, sp_tokenizer, tmp_path):
     spec = pretrain_spec(numbered_jsonl, task={"type": "pretrain", "text_field": "body"})
-    batches = make_pipeline(spec, sp_tokenizer, batch_size=2, seq_len=32, seed=0,
-                            shard_index=0, shard_count=1)
+    batches = make_pipeline(
+        spec, sp_tokenizer, batch_size=2, seq_len=32, seed=0, shard_index=0, shard_count=1
+    )
     with pytest.raises(KeyError, match="record has no field 'body'.*spec.task.text_field"):
         next(batches)
 
@@ -262,13 +350,13 @@ def test_missing_record_field_and_missing_template_tokens(numbered_jsonl, sp_tok
     from reasonrl.data import HFTokenizer
 
     bare = HFTokenizer(str(tmp_path / "t.json"))
-    spec = pretrain_spec(GSM8K_JSONL, task={"type": "sft", "prompt_field": "question",
-                                            "response_field": "answer"})
+    spec = pretrain_spec(
+        GSM8K_JSONL, task={"type": "sft", "prompt_field": "question", "response_field": "answer"}
+    )
     with pytest.raises(MissingSpecialTokenError, match=r"spec.task.chat_template: .*<\|im_start"):
-        make_pipeline(spec, bare, batch_size=2, seq_len=32, seed=0, shard_index=0,
-                      shard_count=1)
-    spec = pretrain_spec(GSM8K_JSONL, task={"type": "pretrain", "text_field": "question",
-                                            "add_eos": True})
+        make_pipeline(spec, bare, batch_size=2, seq_len=32, seed=0, shard_index=0, shard_count=1)
+    spec = pretrain_spec(
+        GSM8K_JSONL, task={"type": "pretrain", "text_field": "question", "add_eos": True}
+    )
     with pytest.raises(MissingSpecialTokenError, match=r"spec.task.add_eos: .* has no eos token"):
-        make_pipeline(spec, bare, batch_size=2, seq_len=32, seed=0, shard_index=0,
-                      shard_count=1)
+        make_pipeline(spec, bare, batch_size=2, seq_len=32, seed=0, shard_index=0, shard_count=1)

@@ -26,8 +26,10 @@ def write_lines(path, lines: list[str]) -> str:
 
 def test_jsonl_random_access(tmp_path):
     records = [{"id": i, "text": f"document {i}\nwith a newline"} for i in range(50)]
-    path = write_lines(tmp_path / "d.jsonl", [json.dumps(r) for r in records[:20]] + [""] +
-                       [json.dumps(r) for r in records[20:]])
+    path = write_lines(
+        tmp_path / "d.jsonl",
+        [json.dumps(r) for r in records[:20]] + [""] + [json.dumps(r) for r in records[20:]],
+    )
     source = JsonlSource(path)
     assert len(source) == 50 and source.num_malformed == 0
     for index in [49, 0, 20, 19, 33]:
@@ -76,7 +78,11 @@ def test_text_source_splits(tmp_path):
     ]
     by_line = TextSource(str(path))
     assert [by_line[i]["text"] for i in range(len(by_line))] == [
-        "first doc line 1", "first doc line 2", "second", "block", "third",
+        "first doc line 1",
+        "first doc line 2",
+        "second",
+        "block",
+        "third",
     ]
 
 
@@ -119,11 +125,13 @@ def test_tfds_source_reads_locally_built_dataset(tmp_path):
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            features = tfds.features.FeaturesDict({
-                "question": tfds.features.Text(),
-                "answer": tfds.features.Text(),
-                "number": tfds.features.Scalar(dtype=np.int32),
-            })
+            features = tfds.features.FeaturesDict(
+                {
+                    "question": tfds.features.Text(),
+                    "answer": tfds.features.Text(),
+                    "number": tfds.features.Scalar(dtype=np.int32),
+                }
+            )
             return tfds.core.DatasetInfo(builder=self, features=features)
 
         def _split_generators(self, dl_manager):
@@ -135,14 +143,18 @@ def test_tfds_source_reads_locally_built_dataset(tmp_path):
                 yield i, {"question": f"What is {i} + 1?", "answer": f"#### {i + 1}", "number": i}
 
     TinyQa(data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
-    source = make_source({"type": "tfds", "name": "tiny_qa", "split": "train",
-                          "data_dir": str(tmp_path)})
+    source = make_source(
+        {"type": "tfds", "name": "tiny_qa", "split": "train", "data_dir": str(tmp_path)}
+    )
     assert len(source) == 12
     records = [source[i] for i in range(len(source))]
     assert sorted(r["number"] for r in records) == list(range(12))
     for record in records:
-        assert record == {"question": f"What is {record['number']} + 1?",
-                          "answer": f"#### {record['number'] + 1}", "number": record["number"]}
+        assert record == {
+            "question": f"What is {record['number']} + 1?",
+            "answer": f"#### {record['number'] + 1}",
+            "number": record["number"],
+        }
     with pytest.raises(SpecError, match="cannot open TFDS dataset 'missing_set'"):
         make_source({"type": "tfds", "name": "missing_set", "data_dir": str(tmp_path)})
 

@@ -106,9 +106,17 @@ def test_train_tokenizer_command(tmp_path):
     corpus.write_text("\n".join(gsm8k_documents(150)), encoding="utf-8")
     output = tmp_path / "tok"
     result = subprocess.run(
-        [sys.executable, "-m", "reasonrl.data.train_tokenizer", f"--input={corpus}",
-         "--vocab_size=400", f"--output={output}"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "reasonrl.data.train_tokenizer",
+            f"--input={corpus}",
+            "--vocab_size=400",
+            f"--output={output}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     tokenizer = load_tokenizer(str(output))

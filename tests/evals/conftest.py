@@ -14,8 +14,12 @@ SHORT_CONTEXT = 160
 
 def _checkpoint(directory, model_file, max_position_embeddings):
     tokenizer = data_lib.load_tokenizer(model_file)
-    config = models.get_preset("tiny-qwen3", vocab_size=tokenizer.vocab_size, num_layers=1,
-                               max_position_embeddings=max_position_embeddings)
+    config = models.get_preset(
+        "tiny-qwen3",
+        vocab_size=tokenizer.vocab_size,
+        num_layers=1,
+        max_position_embeddings=max_position_embeddings,
+    )
     params = models.init_params(config, jax.random.key(0))
     checkpoint = directory / "checkpoint"
     models.save_hf_checkpoint(config, params, checkpoint)

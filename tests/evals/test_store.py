@@ -11,8 +11,16 @@ from reasonrl.sampling import run_store
 
 def record(problem_id, sample):
     """A samples.jsonl record with every field."""
-    return {"id": problem_id, "sample": sample, "completion": "x", "answer": None,
-            "correct": False, "status": "no_answer", "num_tokens": 1, "finish_reason": "stop"}
+    return {
+        "id": problem_id,
+        "sample": sample,
+        "completion": "x",
+        "answer": None,
+        "correct": False,
+        "status": "no_answer",
+        "num_tokens": 1,
+        "finish_reason": "stop",
+    }
 
 
 def test_torn_last_line_is_cut_before_appending(tmp_path):
@@ -27,23 +35,39 @@ def test_torn_last_line_is_cut_before_appending(tmp_path):
     assert [json.loads(line) for line in lines] == [record("a", 0), record("a", 1), record("b", 0)]
 
 
-@pytest.mark.parametrize("bad_line, message", [
-    ("{not json", r"samples.jsonl:2: not a JSON line"),
-    ('["a", 1]', r"samples.jsonl:2: not a sample record \(a list\)"),
-    ('{"id": "a", "sample": 1}', r"samples.jsonl:2: not a sample record \(no completion, answer, "
-                                 r"correct, status, num_tokens, finish_reason\)"),
-    (json.dumps(record("a", 0)), r"samples.jsonl:2: problem 'a' sample 0 repeats line 1"),
-])
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ("{not json", r"samples.jsonl:2: not a JSON line"),
+        ('["a", 1]', r"samples.jsonl:2: not a sample record \(a list\)"),
+        (
+            '{"id": "a", "sample": 1}',
+            r"samples.jsonl:2: not a sample record \(no completion, answer, "
+            r"correct, status, num_tokens, finish_reason\)",
+        ),
+        (json.dumps(record("a", 0)), r"samples.jsonl:2: problem 'a' sample 0 repeats line 1"),
+    ],
+)
 def test_a_corrupt_complete_line_is_named_with_the_fix(tmp_path, bad_line, message):
     path = tmp_path / store.SAMPLES_FILE
-    path.write_text(json.dumps(record("a", 0)) + "\n" + bad_line + "\n"
-                    + json.dumps(record("b", 0)) + "\n" + '{"id": "b", "sam')
+    path.write_text(
+        json.dumps(record("a", 0))
+        + "\n"
+        + bad_line
+        + "\n"
+        + json.dumps(record("b", 0))
+        + "\n"
+        + '{"id": "b", "sam'
+    )
     for read in (store.open_samples, store.read_samples):
-        with pytest.raises(store.OutputFileError, match=message + r".*; delete this line \(a "
-                           r"rerun samples it again\) or the output directory to start over$"):
+        with pytest.raises(
+            store.OutputFileError,
+            match=message + r".*; delete this line \(a "
+            r"rerun samples it again\) or the output directory to start over$",
+        ):
             read(path)
     lines = path.read_text().splitlines()
-    path.write_text("\n".join(lines[:1] + lines[2:]) + "\n")   # the fix: delete the line
+    path.write_text("\n".join(lines[:1] + lines[2:]) + "\n")  # the fix: delete the line
     assert store.open_samples(path) == {("a", 0), ("b", 0)}
 
 

@@ -66,8 +66,9 @@ def _rewrite_weights(directory, edit):
 
 def test_missing_tensor_is_named(checkpoint_copy):
     _rewrite_weights(checkpoint_copy, lambda t: t.pop("model.layers.1.mlp.up_proj.weight"))
-    with pytest.raises(models.CheckpointError,
-                       match=r"'model\.layers\.1\.mlp\.up_proj\.weight' is missing"):
+    with pytest.raises(
+        models.CheckpointError, match=r"'model\.layers\.1\.mlp\.up_proj\.weight' is missing"
+    ):
         models.load_hf_checkpoint(checkpoint_copy)
 
 
@@ -102,12 +103,15 @@ def test_token_shape_and_dtype_errors(hf_checkpoints):
         models.forward(config, params, np.zeros((1, 5), np.int32), positions=np.zeros((1, 4)))
 
 
-@pytest.mark.parametrize("shape, message", [
-    ((3, 1, 1), "needs 3 devices but 8 are available"),
-    ((3, -1, 1), "do not divide the 8 available devices"),
-    ((-1, -1, 1), "at most one axis may be -1"),
-    ((0, 8, 1), "sizes are positive ints or -1"),
-])
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((3, 1, 1), "needs 3 devices but 8 are available"),
+        ((3, -1, 1), "do not divide the 8 available devices"),
+        ((-1, -1, 1), "at most one axis may be -1"),
+        ((0, 8, 1), "sizes are positive ints or -1"),
+    ],
+)
 def test_mesh_that_does_not_fit_devices(shape, message):
     assert jax.device_count() == 8
     with pytest.raises(parallel.MeshError, match=message):
@@ -122,7 +126,9 @@ def test_batch_not_divisible_by_mesh(hf_checkpoints):
 
 
 def test_invalid_model_config_fields():
-    with pytest.raises(models.ConfigError, match="num_heads=6 must be a multiple of num_kv_heads=4"):
+    with pytest.raises(
+        models.ConfigError, match="num_heads=6 must be a multiple of num_kv_heads=4"
+    ):
         models.get_preset("tiny-qwen3", num_heads=6, num_kv_heads=4)
     with pytest.raises(models.ConfigError, match="dtype='fp8'"):
         models.get_preset("tiny-qwen3", dtype="fp8")
@@ -132,8 +138,13 @@ def test_error_types_are_project_errors():
     from reasonrl.errors import ReasonRLError
     from reasonrl.objectives.registry import ObjectiveOptionError
 
-    for error_type in (models.CheckpointError, models.ConfigError, models.InputError,
-                       parallel.MeshError, ObjectiveOptionError):
+    for error_type in (
+        models.CheckpointError,
+        models.ConfigError,
+        models.InputError,
+        parallel.MeshError,
+        ObjectiveOptionError,
+    ):
         assert issubclass(error_type, ReasonRLError) and issubclass(error_type, ValueError)
 
 
@@ -146,8 +157,11 @@ def test_unsupported_architecture_names_the_file_and_the_supported_ones(checkpoi
     message = str(err.value)
     assert message.startswith(f"{checkpoint_copy / 'config.json'}: model_type='gpt2'")
     assert "GPT2LMHeadModel" in message
-    for supported in ("qwen2 (Qwen2ForCausalLM)", "qwen3 (Qwen3ForCausalLM)",
-                      "llama (LlamaForCausalLM)"):
+    for supported in (
+        "qwen2 (Qwen2ForCausalLM)",
+        "qwen3 (Qwen3ForCausalLM)",
+        "llama (LlamaForCausalLM)",
+    ):
         assert supported in message
 
 
@@ -155,32 +169,40 @@ def test_unsupported_architecture_names_the_file_and_the_supported_ones(checkpoi
 def test_truncated_safetensors_names_the_file(checkpoint_copy, keep):
     weights = checkpoint_copy / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: int(weights.stat().st_size * keep)])
-    with pytest.raises(models.CheckpointError, match=rf"^{weights}: not a readable safetensors "
-                                                     r"file .*truncated"):
+    with pytest.raises(
+        models.CheckpointError,
+        match=rf"^{weights}: not a readable safetensors "
+        r"file .*truncated",
+    ):
         models.load_hf_checkpoint(checkpoint_copy)
 
 
 def test_truncated_shard_of_a_sharded_checkpoint_names_the_file(hf_checkpoints, tmp_path):
     config, params = models.load_hf_checkpoint(hf_checkpoints["qwen2"][1])
-    sharded = models.save_hf_checkpoint(config, params, tmp_path / "sharded",
-                                        max_shard_bytes=100_000)
+    sharded = models.save_hf_checkpoint(
+        config, params, tmp_path / "sharded", max_shard_bytes=100_000
+    )
     shard = sorted(sharded.glob("model-*.safetensors"))[-1]
     shard.write_bytes(shard.read_bytes()[:1000])
     with pytest.raises(models.CheckpointError, match=rf"^{shard}: not a readable safetensors"):
         models.load_hf_checkpoint(sharded)
 
 
-@pytest.mark.parametrize("name, value", [("model.layers.1.mlp.up_proj.weight", np.nan),
-                                         ("model.embed_tokens.weight", -np.inf)])
+@pytest.mark.parametrize(
+    "name, value",
+    [("model.layers.1.mlp.up_proj.weight", np.nan), ("model.embed_tokens.weight", -np.inf)],
+)
 def test_non_finite_weights_name_the_tensor_and_file(checkpoint_copy, name, value):
     def edit(tensors):
         tensors[name][3, 5] = value
 
     _rewrite_weights(checkpoint_copy, edit)
     mesh = parallel.make_mesh((2, 2, 2))  # every device reads its shard: one error all the same
-    with pytest.raises(models.CheckpointError,
-                       match=rf"^{checkpoint_copy / 'model.safetensors'}: tensor '{name}' holds 1 "
-                             r"non-finite values \(NaN or inf\), the first at index \(3, 5\)"):
+    with pytest.raises(
+        models.CheckpointError,
+        match=rf"^{checkpoint_copy / 'model.safetensors'}: tensor '{name}' holds 1 "
+        r"non-finite values \(NaN or inf\), the first at index \(3, 5\)",
+    ):
         models.load_hf_checkpoint(checkpoint_copy, mesh=mesh)
 
 

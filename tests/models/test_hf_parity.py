@@ -54,16 +54,21 @@ def test_packed_segments_match_separate_documents(kind, hf_checkpoints, loaded):
     docs = [_tokens(config.vocab_size, (1, n), seed=10 + i) for i, n in enumerate(lengths)]
     pad = 4
     row = np.concatenate(docs + [np.zeros((1, pad), np.int32)], axis=1)
-    segments = np.concatenate([np.full((1, n), i + 1) for i, n in enumerate(lengths)]
-                              + [np.zeros((1, pad))], axis=1).astype(np.int32)
+    segments = np.concatenate(
+        [np.full((1, n), i + 1) for i, n in enumerate(lengths)] + [np.zeros((1, pad))], axis=1
+    ).astype(np.int32)
     positions = np.concatenate([np.arange(n) for n in lengths] + [np.zeros(pad)])[None]
-    ours = np.asarray(models.forward(config, params, row, positions=positions.astype(np.int32),
-                                     segment_ids=segments))
+    ours = np.asarray(
+        models.forward(
+            config, params, row, positions=positions.astype(np.int32), segment_ids=segments
+        )
+    )
     start = 0
     for doc in docs:
         n = doc.shape[1]
-        np.testing.assert_allclose(ours[:, start:start + n], hf_logits(hf_model, doc),
-                                   atol=FP32_TOL, rtol=0)
+        np.testing.assert_allclose(
+            ours[:, start : start + n], hf_logits(hf_model, doc), atol=FP32_TOL, rtol=0
+        )
         start += n
     assert np.isfinite(ours).all(), "padding rows must not produce NaN"
 

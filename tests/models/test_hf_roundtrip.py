@@ -34,9 +34,12 @@ def test_load_save_load_is_exact_and_transformers_reads_our_export(kind, hf_chec
 
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(exported, dtype=torch.float32)
     tokens = _tokens(config.vocab_size)
-    np.testing.assert_allclose(hf_logits(reloaded, tokens),
-                               np.asarray(models.forward(config, params, tokens)),
-                               atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        hf_logits(reloaded, tokens),
+        np.asarray(models.forward(config, params, tokens)),
+        atol=1e-4,
+        rtol=0,
+    )
 
 
 @pytest.mark.parametrize("name", ["tiny-qwen2", "tiny-qwen3", "tiny-llama"])
@@ -47,9 +50,12 @@ def test_fresh_params_export_to_transformers(name, tmp_path):
     hf_model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
     assert type(hf_model).__name__ == models.ARCHITECTURES[config.architecture]["hf_class"]
     tokens = _tokens(config.vocab_size)
-    np.testing.assert_allclose(hf_logits(hf_model, tokens),
-                               np.asarray(models.forward(config, params, tokens)),
-                               atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        hf_logits(hf_model, tokens),
+        np.asarray(models.forward(config, params, tokens)),
+        atol=1e-4,
+        rtol=0,
+    )
 
 
 def test_multi_file_checkpoint_with_index(hf_checkpoints, tmp_path):
@@ -82,8 +88,9 @@ def test_bf16_export_is_bf16_on_disk(hf_checkpoints, tmp_path):
         assert f.get_slice("model.embed_tokens.weight").get_dtype() == "BF16"
     config16, params16 = models.load_hf_checkpoint(out, dtype=jnp.bfloat16)
     expected = params["layers"]["mlp"]["up_kernel"].astype(jnp.bfloat16)
-    np.testing.assert_array_equal(np.asarray(params16["layers"]["mlp"]["up_kernel"]),
-                                  np.asarray(expected))
+    np.testing.assert_array_equal(
+        np.asarray(params16["layers"]["mlp"]["up_kernel"]), np.asarray(expected)
+    )
 
 
 def test_save_replaces_existing_export_atomically(hf_checkpoints, tmp_path):

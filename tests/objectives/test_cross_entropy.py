@@ -8,8 +8,15 @@ import pytest
 from reasonrl import models
 from reasonrl.objectives import ModelContext, get_objective, token_statistics
 
-CONFIG = models.get_preset("tiny-llama", vocab_size=97, hidden_size=32, intermediate_size=64,
-                           num_heads=4, num_kv_heads=2, head_dim=8)
+CONFIG = models.get_preset(
+    "tiny-llama",
+    vocab_size=97,
+    hidden_size=32,
+    intermediate_size=64,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+)
 
 
 def _log_softmax(x):
@@ -37,10 +44,12 @@ def setup():
 @pytest.mark.parametrize("chunk_size", [4, 7, 21, 64])
 def test_token_statistics_match_full_logits(setup, chunk_size):
     params, batch, logits = setup
-    hidden, _ = models.hidden_states(CONFIG, params, batch["tokens"], batch["positions"],
-                                     batch["segment_ids"])
-    stats = token_statistics(CONFIG, params, hidden, batch["targets"], chunk_size=chunk_size,
-                             entropy=True)
+    hidden, _ = models.hidden_states(
+        CONFIG, params, batch["tokens"], batch["positions"], batch["segment_ids"]
+    )
+    stats = token_statistics(
+        CONFIG, params, hidden, batch["targets"], chunk_size=chunk_size, entropy=True
+    )
     logp = _log_softmax(logits)
     expected = np.take_along_axis(logp, batch["targets"][..., None], -1)[..., 0]
     np.testing.assert_allclose(stats.logprobs, expected, atol=1e-5)
@@ -55,22 +64,26 @@ def test_token_statistics_match_full_logits(setup, chunk_size):
 def test_next_token_loss_matches_numpy(setup, z_loss_coef):
     params, batch, logits = setup
     objective = get_objective("next_token").fn
-    config = ml_collections.ConfigDict(dict(z_loss_coef=z_loss_coef, logits_chunk_size=8,
-                                            report_entropy=True))
-    loss_sum, denominator, metrics = objective(params, batch, jax.random.key(0),
-                                               model=ModelContext(CONFIG), config=config)
+    config = ml_collections.ConfigDict(
+        dict(z_loss_coef=z_loss_coef, logits_chunk_size=8, report_entropy=True)
+    )
+    loss_sum, denominator, metrics = objective(
+        params, batch, jax.random.key(0), model=ModelContext(CONFIG), config=config
+    )
     logp = _log_softmax(logits)
     target_logp = np.take_along_axis(logp, batch["targets"][..., None], -1)[..., 0]
     lse = np.log(np.exp(logits).sum(-1))
     mask = batch["loss_mask"]
-    expected = -(target_logp * mask).sum() + z_loss_coef * (lse ** 2 * mask).sum()
+    expected = -(target_logp * mask).sum() + z_loss_coef * (lse**2 * mask).sum()
     assert float(denominator) == mask.sum()
     np.testing.assert_allclose(float(loss_sum), expected, rtol=1e-5)
-    np.testing.assert_allclose(float(metrics["nll"].compute()),
-                               -(target_logp * mask).sum() / mask.sum(), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(metrics["nll"].compute()), -(target_logp * mask).sum() / mask.sum(), rtol=1e-5
+    )
     entropy = -(np.exp(logp) * logp).sum(-1)
-    np.testing.assert_allclose(float(metrics["entropy"].compute()),
-                               (entropy * mask).sum() / mask.sum(), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(metrics["entropy"].compute()), (entropy * mask).sum() / mask.sum(), rtol=1e-5
+    )
 
 
 def test_masked_positions_do_not_matter_and_get_no_gradient(setup):
@@ -79,8 +92,9 @@ def test_masked_positions_do_not_matter_and_get_no_gradient(setup):
     objective = get_objective("sft").fn
     config = ml_collections.ConfigDict(dict(logits_chunk_size=256, report_entropy=False))
     other = dict(batch)
-    other["targets"] = np.where(batch["loss_mask"] > 0, batch["targets"],
-                                (batch["targets"] + 5) % CONFIG.vocab_size).astype(np.int32)
+    other["targets"] = np.where(
+        batch["loss_mask"] > 0, batch["targets"], (batch["targets"] + 5) % CONFIG.vocab_size
+    ).astype(np.int32)
 
     def loss(p, b):
         return objective(p, b, jax.random.key(0), model=ModelContext(CONFIG), config=config)[0]
@@ -98,15 +112,18 @@ def test_chunked_gradient_equals_full_gradient(setup):
     params, batch, _ = setup
 
     def loss(p, chunk):
-        config = ml_collections.ConfigDict(dict(z_loss_coef=1e-3, logits_chunk_size=chunk,
-                                                report_entropy=False))
-        return get_objective("next_token").fn(p, batch, jax.random.key(0),
-                                              model=ModelContext(CONFIG), config=config)[0]
+        config = ml_collections.ConfigDict(
+            dict(z_loss_coef=1e-3, logits_chunk_size=chunk, report_entropy=False)
+        )
+        return get_objective("next_token").fn(
+            p, batch, jax.random.key(0), model=ModelContext(CONFIG), config=config
+        )[0]
 
     g_chunked = jax.grad(loss)(params, 5)
     g_full = jax.grad(loss)(params, 1024)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4),
-                 g_chunked, g_full)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4), g_chunked, g_full
+    )
 
 
 def test_unknown_objective_lists_registered():

@@ -12,8 +12,16 @@ from reasonrl.objectives import metrics as metrics_lib
 from reasonrl.objectives.dpo import dpo_terms, reference_logprobs, sequence_logprobs
 from tests.helpers import assert_accumulation_exact
 
-CONFIG = models.get_preset("tiny-qwen3", vocab_size=64, hidden_size=32, intermediate_size=64,
-                           num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8)
+CONFIG = models.get_preset(
+    "tiny-qwen3",
+    vocab_size=64,
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+)
 MODEL = ModelContext(CONFIG)
 
 
@@ -40,17 +48,18 @@ def test_terms_match_numpy():
     keep = pair_mask > 0
     np.testing.assert_allclose(float(got["accuracy"]), np.mean(h > 0), rtol=1e-6)
     np.testing.assert_allclose(float(got["reward_margin"]), h.mean(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(float(got["chosen_reward"]), 0.1 * (pc - rc)[keep].mean(),
-                               rtol=1e-5)
-    np.testing.assert_allclose(float(got["rejected_reward"]), 0.1 * (pr - rr)[keep].mean(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(float(got["chosen_reward"]), 0.1 * (pc - rc)[keep].mean(), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(got["rejected_reward"]), 0.1 * (pr - rr)[keep].mean(), rtol=1e-5
+    )
 
 
 def test_reference_log_probs_get_no_gradient():
     rng = np.random.RandomState(1)
     pc, pr, rc, rr = (-rng.rand(5).astype(np.float32) * 10 for _ in range(4))
-    grads = jax.grad(lambda *x: dpo_terms(*x, np.ones(5, np.float32), beta=0.5)[0],
-                     argnums=(0, 1, 2, 3))(pc, pr, rc, rr)
+    grads = jax.grad(
+        lambda *x: dpo_terms(*x, np.ones(5, np.float32), beta=0.5)[0], argnums=(0, 1, 2, 3)
+    )(pc, pr, rc, rr)
     np.testing.assert_array_equal(grads[2], 0.0)
     np.testing.assert_array_equal(grads[3], 0.0)
     assert np.all(grads[0] < 0) and np.all(grads[1] > 0)  # raise chosen, lower rejected
@@ -60,10 +69,14 @@ def _sequences(rng, batch, length, prompt_lengths, response_lengths):
     tokens = rng.randint(0, CONFIG.vocab_size, (batch, length)).astype(np.int32)
     mask = np.zeros((batch, length), np.float32)
     for row, (p, r) in enumerate(zip(prompt_lengths, response_lengths)):
-        mask[row, p - 1:p - 1 + r] = 1  # targets[t] = tokens[t + 1]: response targets
-    return dict(tokens=tokens, targets=np.roll(tokens, -1, axis=1), loss_mask=mask,
-                positions=np.broadcast_to(np.arange(length), tokens.shape).astype(np.int32),
-                segment_ids=np.ones_like(tokens))
+        mask[row, p - 1 : p - 1 + r] = 1  # targets[t] = tokens[t + 1]: response targets
+    return dict(
+        tokens=tokens,
+        targets=np.roll(tokens, -1, axis=1),
+        loss_mask=mask,
+        positions=np.broadcast_to(np.arange(length), tokens.shape).astype(np.int32),
+        segment_ids=np.ones_like(tokens),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +87,11 @@ def setup():
     rng = np.random.RandomState(0)
     chosen = _sequences(rng, 4, 10, [3, 4, 3, 2], [6, 5, 0, 3])  # pair 2: empty chosen
     rejected = _sequences(rng, 4, 10, [3, 4, 3, 2], [4, 2, 5, 7])
-    batch = {f"{side}_{k}": v for side, seqs in (("chosen", chosen), ("rejected", rejected))
-             for k, v in seqs.items()}
+    batch = {
+        f"{side}_{k}": v
+        for side, seqs in (("chosen", chosen), ("rejected", rejected))
+        for k, v in seqs.items()
+    }
     batch.update(jax.jit(reference_logprobs, static_argnums=0)(MODEL, ref_params, batch))
     return params, ref_params, batch
 
@@ -89,35 +105,55 @@ def _numpy_sequence_logprobs(params, seqs):
 
 
 def _side(batch, side):
-    return {k[len(side) + 1:]: v for k, v in batch.items() if k.startswith(side + "_")}
+    return {k[len(side) + 1 :]: v for k, v in batch.items() if k.startswith(side + "_")}
 
 
 def _config(**overrides):
-    return ml_collections.FrozenConfigDict(dict(get_objective("dpo").defaults, logits_chunk_size=4,
-                                                **overrides))
+    return ml_collections.FrozenConfigDict(
+        dict(get_objective("dpo").defaults, logits_chunk_size=4, **overrides)
+    )
 
 
 def test_objective_through_the_model_matches_numpy(setup):
     params, ref_params, batch = setup
-    logps = {side: _numpy_sequence_logprobs(params, _side(batch, side))
-             for side in ("chosen", "rejected")}
-    ref = {side: _numpy_sequence_logprobs(ref_params, _side(batch, side))
-           for side in ("chosen", "rejected")}
+    logps = {
+        side: _numpy_sequence_logprobs(params, _side(batch, side))
+        for side in ("chosen", "rejected")
+    }
+    ref = {
+        side: _numpy_sequence_logprobs(ref_params, _side(batch, side))
+        for side in ("chosen", "rejected")
+    }
     np.testing.assert_allclose(batch["ref_chosen_logps"], ref["chosen"], rtol=1e-5)
-    np.testing.assert_allclose(jax.jit(sequence_logprobs, static_argnums=0)(
-        MODEL, params, _side(batch, "rejected")), logps["rejected"], rtol=1e-5)
-    loss_sum, pairs, _ = jax.jit(lambda p, b: get_objective("dpo").fn(
-        p, b, jax.random.key(0), model=MODEL, config=_config(beta=0.3)))(params, batch)
-    expected, _ = _numpy_dpo(logps["chosen"], logps["rejected"], ref["chosen"], ref["rejected"],
-                             np.array([1, 1, 0, 1]), 0.3)
+    np.testing.assert_allclose(
+        jax.jit(sequence_logprobs, static_argnums=0)(MODEL, params, _side(batch, "rejected")),
+        logps["rejected"],
+        rtol=1e-5,
+    )
+    loss_sum, pairs, _ = jax.jit(
+        lambda p, b: get_objective("dpo").fn(
+            p, b, jax.random.key(0), model=MODEL, config=_config(beta=0.3)
+        )
+    )(params, batch)
+    expected, _ = _numpy_dpo(
+        logps["chosen"],
+        logps["rejected"],
+        ref["chosen"],
+        ref["rejected"],
+        np.array([1, 1, 0, 1]),
+        0.3,
+    )
     assert float(pairs) == 3  # the pair with an empty response does not count
     np.testing.assert_allclose(float(loss_sum / pairs), expected, rtol=1e-5)
 
 
 def test_policy_equal_to_reference_gives_log_2(setup):
     _, ref_params, batch = setup
-    loss = jax.jit(lambda p, b: get_objective("dpo").fn(p, b, jax.random.key(0), model=MODEL,
-                                                        config=_config(beta=0.1)))
+    loss = jax.jit(
+        lambda p, b: get_objective("dpo").fn(
+            p, b, jax.random.key(0), model=MODEL, config=_config(beta=0.1)
+        )
+    )
     loss_sum, pairs, metrics = loss(ref_params, batch)
     assert abs(float(loss_sum / pairs) - np.log(2.0)) < 1e-6
     assert abs(float(metrics["reward_margin"].compute())) < 1e-6

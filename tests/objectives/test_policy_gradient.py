@@ -15,8 +15,16 @@ from reasonrl.objectives import metrics as metrics_lib
 from reasonrl.objectives.policy_gradient import PolicyGradientOptions, policy_gradient_terms
 from tests.helpers import assert_accumulation_exact
 
-CONFIG = models.get_preset("tiny-qwen3", vocab_size=64, hidden_size=32, intermediate_size=64,
-                           num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8)
+CONFIG = models.get_preset(
+    "tiny-qwen3",
+    vocab_size=64,
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+)
 AGGREGATIONS = ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
 LOG_RATIO_BOUND = 20.0  # verl's clamp of log ρ
 
@@ -88,10 +96,13 @@ def _numpy_loss(lp, old, adv, mask, ref, opts):
                 loss = min(loss, -a * opts.dual_clip_c)
             if opts.kl_coef:
                 log_r = float(ref[i, t]) - float(lp[i, t])
-                kl = {"k1": -log_r, "k3": np.exp(log_r) - log_r - 1,
-                      "low_var_kl": np.clip(np.exp(np.clip(log_r, -20, 20))
-                                            - np.clip(log_r, -20, 20) - 1, -10, 10)
-                      }[opts.kl_estimator]
+                kl = {
+                    "k1": -log_r,
+                    "k3": np.exp(log_r) - log_r - 1,
+                    "low_var_kl": np.clip(
+                        np.exp(np.clip(log_r, -20, 20)) - np.clip(log_r, -20, 20) - 1, -10, 10
+                    ),
+                }[opts.kl_estimator]
                 loss += opts.kl_coef * kl
             token_losses.append(loss)
         if token_losses:
@@ -126,23 +137,30 @@ def _random_inputs(seed=0, batch=6, length=9, per_token_advantage=False):
 
 
 OPTION_CASES = [
-    dict(loss_aggregation=agg, **extra) for agg, extra in itertools.product(AGGREGATIONS, [
-        dict(),
-        dict(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip_c=3.0),
-        dict(kl_coef=0.04, kl_estimator="k3"),
-        dict(kl_coef=0.1, kl_estimator="k1", loss_norm_length=16),
-        dict(kl_coef=0.1, kl_estimator="low_var_kl", clip_eps_low=0.1, dual_clip_c=1.5),
-    ])]
+    dict(loss_aggregation=agg, **extra)
+    for agg, extra in itertools.product(
+        AGGREGATIONS,
+        [
+            dict(),
+            dict(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip_c=3.0),
+            dict(kl_coef=0.04, kl_estimator="k3"),
+            dict(kl_coef=0.1, kl_estimator="k1", loss_norm_length=16),
+            dict(kl_coef=0.1, kl_estimator="low_var_kl", clip_eps_low=0.1, dual_clip_c=1.5),
+        ],
+    )
+]
 
 
 @pytest.mark.parametrize("per_token_advantage", [False, True])
-@pytest.mark.parametrize("case", OPTION_CASES,
-                         ids=lambda case: "-".join(f"{k}={v}" for k, v in case.items()))
+@pytest.mark.parametrize(
+    "case", OPTION_CASES, ids=lambda case: "-".join(f"{k}={v}" for k, v in case.items())
+)
 def test_terms_match_numpy(case, per_token_advantage):
     lp, old, adv, mask, ref = _random_inputs(per_token_advantage=per_token_advantage)
     opts = PolicyGradientOptions(**case)
     loss_sum, denominator, metrics = policy_gradient_terms(
-        lp, old, adv, mask, opts, ref_logprobs=ref if opts.kl_coef else None)
+        lp, old, adv, mask, opts, ref_logprobs=ref if opts.kl_coef else None
+    )
     expected = _numpy_loss(lp, old, adv, mask, ref, opts)
     assert np.isfinite(float(loss_sum))
     np.testing.assert_allclose(float(loss_sum / denominator), expected, rtol=1e-6, atol=1e-6)
@@ -154,10 +172,12 @@ def test_health_metrics_match_numpy():
     lp, old, adv, mask, ref = _random_inputs(seed=1)
     sampler = (lp + np.random.RandomState(2).randn(*lp.shape) * 0.1).astype(np.float32)
     entropy = np.random.RandomState(3).rand(*lp.shape).astype(np.float32)
-    opts = PolicyGradientOptions(clip_eps_low=0.2, clip_eps_high=0.28, dual_clip_c=1.3,
-                                 kl_estimator="k1")
-    _, _, metrics = policy_gradient_terms(lp, old, adv, mask, opts, ref_logprobs=ref,
-                                          sampler_logprobs=sampler, entropy=entropy)
+    opts = PolicyGradientOptions(
+        clip_eps_low=0.2, clip_eps_high=0.28, dual_clip_c=1.3, kl_estimator="k1"
+    )
+    _, _, metrics = policy_gradient_terms(
+        lp, old, adv, mask, opts, ref_logprobs=ref, sampler_logprobs=sampler, entropy=entropy
+    )
     got = metrics_lib.compute(metrics)
     on = mask > 0
     ratio, a = np.exp((lp - old)[on]), np.broadcast_to(adv[:, None], mask.shape)[on]
@@ -165,7 +185,8 @@ def test_health_metrics_match_numpy():
         "clip_fraction_low": np.mean((a < 0) & (ratio < 0.8)),
         "clip_fraction_high": np.mean((a > 0) & (ratio > 1.28)),
         "dual_clip_fraction": np.mean((a < 0) & (ratio > 1.3)),
-        "ratio_min": ratio.min(), "ratio_max": ratio.max(),
+        "ratio_min": ratio.min(),
+        "ratio_max": ratio.max(),
         "kl": np.mean((lp - ref)[on]),  # reported with kl_coef = 0, not in the loss
         "entropy": entropy[on].mean(),
         "sampler_logprob_abs_diff": np.abs(sampler - lp)[on].mean(),
@@ -185,8 +206,7 @@ def test_zero_length_rows_contribute_nothing(aggregation):
     assert not keep.all()
 
     def loss(lp, old, adv, mask, ref):
-        loss_sum, denominator, _ = policy_gradient_terms(lp, old, adv, mask, opts,
-                                                         ref_logprobs=ref)
+        loss_sum, denominator, _ = policy_gradient_terms(lp, old, adv, mask, opts, ref_logprobs=ref)
         return loss_sum, denominator
 
     full = loss(lp, old, adv, mask, ref)
@@ -257,8 +277,11 @@ def test_extreme_log_ratios_keep_loss_and_gradient_finite(importance_ratio, dual
     backward 0·inf = NaN on tokens the clip holds constant. With it: finite loss, exactly 0 on
     clipped / clamped tokens, the reference gradient everywhere else."""
     lp, old, adv, mask = _extreme_inputs()
-    opts = PolicyGradientOptions(dual_clip_c=dual_clip_c, importance_ratio=importance_ratio,
-                                 loss_aggregation="seq_mean_token_mean")
+    opts = PolicyGradientOptions(
+        dual_clip_c=dual_clip_c,
+        importance_ratio=importance_ratio,
+        loss_aggregation="seq_mean_token_mean",
+    )
 
     def loss(lp):
         loss_sum, denominator, _ = policy_gradient_terms(lp, old, adv, mask, opts)
@@ -267,13 +290,13 @@ def test_extreme_log_ratios_keep_loss_and_gradient_finite(importance_ratio, dual
     value, grads = jax.value_and_grad(loss)(lp)
     grads = np.asarray(grads)
     assert np.isfinite(float(value)) and np.all(np.isfinite(grads))
-    np.testing.assert_allclose(float(value), _numpy_loss(lp, old, adv, mask, None, opts),
-                               rtol=1e-6)
+    np.testing.assert_allclose(float(value), _numpy_loss(lp, old, adv, mask, None, opts), rtol=1e-6)
     np.testing.assert_array_equal(grads[:4], 0.0)  # clipped (or beyond the clamp)
     np.testing.assert_array_equal(grads[6, 2], 0.0)
     np.testing.assert_array_equal(grads[7, 3], 0.0)
-    np.testing.assert_allclose(grads, _numpy_gradient(lp, old, adv, mask, opts),
-                               rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(
+        grads, _numpy_gradient(lp, old, adv, mask, opts), rtol=1e-5, atol=1e-9
+    )
     assert np.all(grads[4:6][mask[4:6] > 0] != 0)  # the in-range rows still learn
     if importance_ratio == "token":  # and so do the moderate tokens beside an extreme one
         assert np.all(grads[6, [1, 3, 4]] != 0) and np.all(grads[7, [1, 2, 4]] != 0)
@@ -281,8 +304,9 @@ def test_extreme_log_ratios_keep_loss_and_gradient_finite(importance_ratio, dual
 
 def _gspo_inputs(seed, per_token_advantage=False):
     """_random_inputs, bigger, plus a padding row and junk policy log-probs where unscored."""
-    lp, old, adv, mask, ref = _random_inputs(seed, batch=12, length=10,
-                                             per_token_advantage=per_token_advantage)
+    lp, old, adv, mask, ref = _random_inputs(
+        seed, batch=12, length=10, per_token_advantage=per_token_advantage
+    )
     mask[-1] = 0  # padding row
     old[-1], adv[-1] = -1e4, np.nan
     lp = np.where(mask > 0, lp, 30.0).astype(np.float32)
@@ -290,30 +314,38 @@ def _gspo_inputs(seed, per_token_advantage=False):
 
 
 GSPO_RATIOS = [("sequence", False), ("sequence_token", False), ("sequence_token", True)]
-GSPO_CASES = [dict(loss_aggregation=agg, **extra) for agg, extra in itertools.product(
-    AGGREGATIONS, [
-        dict(clip_eps_low=3e-4, clip_eps_high=4e-4),  # the paper's
-        dict(clip_eps_low=0.05, clip_eps_high=0.08, dual_clip_c=1.05),
-        dict(clip_eps_low=0.1, clip_eps_high=0.1, kl_coef=0.04, loss_norm_length=16),
-    ])]
+GSPO_CASES = [
+    dict(loss_aggregation=agg, **extra)
+    for agg, extra in itertools.product(
+        AGGREGATIONS,
+        [
+            dict(clip_eps_low=3e-4, clip_eps_high=4e-4),  # the paper's
+            dict(clip_eps_low=0.05, clip_eps_high=0.08, dual_clip_c=1.05),
+            dict(clip_eps_low=0.1, clip_eps_high=0.1, kl_coef=0.04, loss_norm_length=16),
+        ],
+    )
+]
 
 
 @pytest.mark.parametrize("importance_ratio, per_token_advantage", GSPO_RATIOS, ids=str)
-@pytest.mark.parametrize("case", GSPO_CASES,
-                         ids=lambda case: "-".join(f"{k}={v}" for k, v in case.items()))
+@pytest.mark.parametrize(
+    "case", GSPO_CASES, ids=lambda case: "-".join(f"{k}={v}" for k, v in case.items())
+)
 def test_gspo_matches_numpy(case, importance_ratio, per_token_advantage):
     lp, old, adv, mask, ref = _gspo_inputs(7, per_token_advantage)
     opts = PolicyGradientOptions(importance_ratio=importance_ratio, **case)
 
     def loss(lp):
         loss_sum, denominator, _ = policy_gradient_terms(
-            lp, old, adv, mask, opts, ref_logprobs=ref if opts.kl_coef else None)
+            lp, old, adv, mask, opts, ref_logprobs=ref if opts.kl_coef else None
+        )
         return loss_sum / denominator, denominator
 
     (value, denominator), grads = jax.value_and_grad(loss, has_aux=True)(lp)
     grads = np.asarray(grads)
-    np.testing.assert_allclose(float(value), _numpy_loss(lp, old, adv, mask, ref, opts),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        float(value), _numpy_loss(lp, old, adv, mask, ref, opts), rtol=1e-5, atol=1e-7
+    )
     tokens, sequences = mask.sum(), (mask.sum(1) > 0).sum()
     assert float(denominator) == (tokens if opts.loss_aggregation == "token_mean" else sequences)
     assert np.all(np.isfinite(grads))
@@ -331,8 +363,9 @@ def test_gspo_matches_numpy(case, importance_ratio, per_token_advantage):
 def test_sequence_ratio_needs_one_advantage_per_sequence():
     lp, old, adv, mask, _ = _gspo_inputs(8, per_token_advantage=True)
     with pytest.raises(ValueError, match="sequence_token"):
-        policy_gradient_terms(lp, old, adv, mask, PolicyGradientOptions(
-            importance_ratio="sequence"))
+        policy_gradient_terms(
+            lp, old, adv, mask, PolicyGradientOptions(importance_ratio="sequence")
+        )
 
 
 @pytest.mark.parametrize("importance_ratio", ["sequence", "sequence_token"])
@@ -346,15 +379,21 @@ def test_gspo_with_one_token_sequences_is_the_token_level_loss(importance_ratio,
     old = np.where(mask > 0, lp + rng.randn(batch, length) * 0.3, -1e4).astype(np.float32)
     ref = (lp + rng.randn(batch, length) * 0.5).astype(np.float32)
     adv = rng.randn(batch).astype(np.float32)
-    common = dict(loss_aggregation=aggregation, clip_eps_low=0.1, clip_eps_high=0.15,
-                  dual_clip_c=1.3, kl_coef=0.04)
+    common = dict(
+        loss_aggregation=aggregation,
+        clip_eps_low=0.1,
+        clip_eps_high=0.15,
+        dual_clip_c=1.3,
+        kl_coef=0.04,
+    )
 
     def run(importance_ratio):
         opts = PolicyGradientOptions(importance_ratio=importance_ratio, **common)
 
         def loss(lp):
-            loss_sum, denominator, metrics = policy_gradient_terms(lp, old, adv, mask, opts,
-                                                                   ref_logprobs=ref)
+            loss_sum, denominator, metrics = policy_gradient_terms(
+                lp, old, adv, mask, opts, ref_logprobs=ref
+            )
             return loss_sum / denominator, metrics
 
         (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(lp)
@@ -369,22 +408,28 @@ def test_gspo_with_one_token_sequences_is_the_token_level_loss(importance_ratio,
     assert np.abs(token[1]).max() > 1e-3
 
 
-@pytest.mark.parametrize("case", [
-    dict(clip_eps_low=3e-4, clip_eps_high=4e-4),
-    dict(clip_eps_low=0.05, clip_eps_high=0.08, dual_clip_c=1.05, kl_coef=0.1),
-], ids=["paper", "dual_clip_kl"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(clip_eps_low=3e-4, clip_eps_high=4e-4),
+        dict(clip_eps_low=0.05, clip_eps_high=0.08, dual_clip_c=1.05, kl_coef=0.1),
+    ],
+    ids=["paper", "dual_clip_kl"],
+)
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
 def test_gspo_token_equals_gspo_with_sequence_advantages(case, aggregation):
     """The paper: with Â_it = Â_i, GSPO-token's objective and gradient are GSPO's."""
     lp, old, adv, mask, ref = _gspo_inputs(11)
 
     def run(importance_ratio):
-        opts = PolicyGradientOptions(importance_ratio=importance_ratio,
-                                     loss_aggregation=aggregation, **case)
+        opts = PolicyGradientOptions(
+            importance_ratio=importance_ratio, loss_aggregation=aggregation, **case
+        )
 
         def loss(lp):
-            loss_sum, denominator, _ = policy_gradient_terms(lp, old, adv, mask, opts,
-                                                             ref_logprobs=ref)
+            loss_sum, denominator, _ = policy_gradient_terms(
+                lp, old, adv, mask, opts, ref_logprobs=ref
+            )
             return loss_sum / denominator
 
         value, grads = jax.value_and_grad(loss)(lp)
@@ -402,8 +447,9 @@ def test_gspo_clip_metrics_are_of_the_sequence_ratio(importance_ratio):
     """Clip fractions count response tokens whose sequence's ratio is clipped; ratio_min /
     ratio_max range over the non-empty sequences' s_i."""
     lp, old, adv, mask, _ = _gspo_inputs(12)
-    opts = PolicyGradientOptions(importance_ratio=importance_ratio, clip_eps_low=0.05,
-                                 clip_eps_high=0.08, dual_clip_c=1.05)
+    opts = PolicyGradientOptions(
+        importance_ratio=importance_ratio, clip_eps_low=0.05, clip_eps_high=0.08, dual_clip_c=1.05
+    )
     got = metrics_lib.compute(policy_gradient_terms(lp, old, adv, mask, opts)[2])
     lengths = mask.sum(1)
     rows = lengths > 0
@@ -413,9 +459,15 @@ def test_gspo_clip_metrics_are_of_the_sequence_ratio(importance_ratio):
         "clip_fraction_low": np.sum(n * ((a < 0) & (s < 0.95))) / n.sum(),
         "clip_fraction_high": np.sum(n * ((a > 0) & (s > 1.08))) / n.sum(),
         "dual_clip_fraction": np.sum(n * ((a < 0) & (s > 1.05))) / n.sum(),
-        "ratio_min": s.min(), "ratio_max": s.max(),
-        "pg_loss": np.sum(n * np.where((a < 0) & (s > 1.05), -a * 1.05, np.maximum(
-            -a * s, -a * np.clip(s, 0.95, 1.08)))) / n.sum(),
+        "ratio_min": s.min(),
+        "ratio_max": s.max(),
+        "pg_loss": np.sum(
+            n
+            * np.where(
+                (a < 0) & (s > 1.05), -a * 1.05, np.maximum(-a * s, -a * np.clip(s, 0.95, 1.08))
+            )
+        )
+        / n.sum(),
     }
     for name, value in expected.items():
         np.testing.assert_allclose(float(got[name]), value, rtol=1e-5, err_msg=name)
@@ -461,13 +513,26 @@ def model_batch():
 @pytest.mark.parametrize("importance_ratio", ["token", "sequence"])
 def test_objective_through_the_model_matches_numpy(model_batch, importance_ratio):
     params, batch, target_logp, entropy = model_batch
-    config = _config(kl_coef=0.05, loss_aggregation="seq_mean_token_mean",
-                     clip_eps_high=0.28, importance_ratio=importance_ratio)
-    loss_sum, denominator, metrics = jax.jit(lambda p, b: get_objective("policy_gradient").fn(
-        p, b, jax.random.key(0), model=ModelContext(CONFIG), config=config))(params, batch)
+    config = _config(
+        kl_coef=0.05,
+        loss_aggregation="seq_mean_token_mean",
+        clip_eps_high=0.28,
+        importance_ratio=importance_ratio,
+    )
+    loss_sum, denominator, metrics = jax.jit(
+        lambda p, b: get_objective("policy_gradient").fn(
+            p, b, jax.random.key(0), model=ModelContext(CONFIG), config=config
+        )
+    )(params, batch)
     opts = PolicyGradientOptions.from_config(config)
-    expected = _numpy_loss(target_logp, batch["old_logprobs"], batch["advantages"],
-                           batch["loss_mask"], batch["ref_logprobs"], opts)
+    expected = _numpy_loss(
+        target_logp,
+        batch["old_logprobs"],
+        batch["advantages"],
+        batch["loss_mask"],
+        batch["ref_logprobs"],
+        opts,
+    )
     np.testing.assert_allclose(float(loss_sum / denominator), expected, rtol=1e-5)
     on = batch["loss_mask"] > 0
     got = metrics_lib.compute(metrics)
@@ -477,19 +542,25 @@ def test_objective_through_the_model_matches_numpy(model_batch, importance_ratio
 
 def test_kl_free_objective_needs_no_reference_and_defaults_on_policy(model_batch):
     params, batch, target_logp, _ = model_batch
-    lean = {k: v for k, v in batch.items()
-            if k not in ("ref_logprobs", "old_logprobs", "sampler_logprobs")}
-    loss_sum, denominator, metrics = jax.jit(lambda p, b: get_objective("policy_gradient").fn(
-        p, b, jax.random.key(0), model=ModelContext(CONFIG), config=_config()))(params, lean)
+    lean = {
+        k: v
+        for k, v in batch.items()
+        if k not in ("ref_logprobs", "old_logprobs", "sampler_logprobs")
+    }
+    loss_sum, denominator, metrics = jax.jit(
+        lambda p, b: get_objective("policy_gradient").fn(
+            p, b, jax.random.key(0), model=ModelContext(CONFIG), config=_config()
+        )
+    )(params, lean)
     # On-policy (ratio 1): token_mean loss is -mean(A) over response tokens.
     on = batch["loss_mask"] > 0
     advantage = np.broadcast_to(batch["advantages"][:, None], on.shape)[on]
     np.testing.assert_allclose(float(loss_sum / denominator), -advantage.mean(), rtol=1e-6)
     assert "kl" not in metrics and float(metrics["ratio_max"].compute()) == 1.0
     with pytest.raises(KeyError, match="ref_logprobs"):
-        get_objective("policy_gradient").fn(params, lean, jax.random.key(0),
-                                            model=ModelContext(CONFIG),
-                                            config=_config(kl_coef=0.1))
+        get_objective("policy_gradient").fn(
+            params, lean, jax.random.key(0), model=ModelContext(CONFIG), config=_config(kl_coef=0.1)
+        )
 
 
 def test_invalid_options_are_rejected():
@@ -503,12 +574,23 @@ def test_invalid_options_are_rejected():
         PolicyGradientOptions(importance_ratio="seq")
 
 
-@pytest.mark.parametrize("aggregation, importance_ratio", [
-    *[(aggregation, "token") for aggregation in AGGREGATIONS],
-    ("seq_mean_token_mean", "sequence"), ("token_mean", "sequence_token")])
+@pytest.mark.parametrize(
+    "aggregation, importance_ratio",
+    [
+        *[(aggregation, "token") for aggregation in AGGREGATIONS],
+        ("seq_mean_token_mean", "sequence"),
+        ("token_mean", "sequence_token"),
+    ],
+)
 def test_gradient_accumulation_is_exact(model_batch, aggregation, importance_ratio):
     """Micro-batch 0 holds rows 0 and 2 (one empty), micro-batch 1 rows 1 and 3."""
     params, batch, _, _ = model_batch
-    config = _config(loss_aggregation=aggregation, kl_coef=0.05, kl_estimator="low_var_kl",
-                     clip_eps_high=0.28, dual_clip_c=3.0, importance_ratio=importance_ratio)
+    config = _config(
+        loss_aggregation=aggregation,
+        kl_coef=0.05,
+        kl_estimator="low_var_kl",
+        clip_eps_high=0.28,
+        dual_clip_c=3.0,
+        importance_ratio=importance_ratio,
+    )
     assert_accumulation_exact("policy_gradient", config, ModelContext(CONFIG), params, batch)

@@ -8,12 +8,23 @@ import numpy as np
 from reasonrl import models
 from reasonrl.objectives import ModelContext, get_objective
 from reasonrl.objectives import metrics as metrics_lib
-from reasonrl.objectives.reward_model import (bradley_terry_terms, init_reward_model_params,
-                                              reward_scores)
+from reasonrl.objectives.reward_model import (
+    bradley_terry_terms,
+    init_reward_model_params,
+    reward_scores,
+)
 from tests.helpers import assert_accumulation_exact
 
-CONFIG = models.get_preset("tiny-qwen3", vocab_size=64, hidden_size=32, intermediate_size=64,
-                           num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8)
+CONFIG = models.get_preset(
+    "tiny-qwen3",
+    vocab_size=64,
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+)
 MODEL = ModelContext(CONFIG)
 _jit_hidden_states = jax.jit(lambda *args: models.hidden_states(CONFIG, *args))
 _jit_scores = jax.jit(lambda params, side: reward_scores(MODEL, params, **side))
@@ -30,14 +41,17 @@ def test_terms_match_numpy():
     chosen, rejected, margin = (rng.randn(6).astype(np.float32) * 2 for _ in range(3))
     pair_mask = np.array([1, 0, 1, 1, 1, 1], np.float32)
     loss_sum, pairs, metrics = bradley_terry_terms(chosen, rejected, pair_mask, margin)
-    np.testing.assert_allclose(float(loss_sum / pairs),
-                               _numpy_bradley_terry(chosen, rejected, pair_mask, margin),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        float(loss_sum / pairs),
+        _numpy_bradley_terry(chosen, rejected, pair_mask, margin),
+        rtol=1e-6,
+    )
     keep = pair_mask > 0
     got = metrics_lib.compute(metrics)
     np.testing.assert_allclose(float(got["accuracy"]), np.mean(chosen[keep] > rejected[keep]))
-    np.testing.assert_allclose(float(got["reward_margin"]), (chosen - rejected)[keep].mean(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        float(got["reward_margin"]), (chosen - rejected)[keep].mean(), rtol=1e-5
+    )
     np.testing.assert_allclose(float(got["chosen_reward"]), chosen[keep].mean(), rtol=1e-5)
     np.testing.assert_allclose(float(got["rejected_reward"]), rejected[keep].mean(), rtol=1e-5)
 
@@ -46,24 +60,29 @@ def _side(rng, lengths, length=9):
     tokens = rng.randint(1, CONFIG.vocab_size, (len(lengths), length)).astype(np.int32)
     for row, n in enumerate(lengths):
         tokens[row, n:] = 0  # right padding
-    return dict(tokens=tokens,
-                positions=np.broadcast_to(np.arange(length), tokens.shape).astype(np.int32),
-                segment_ids=(tokens > 0).astype(np.int32),
-                last_index=np.array(lengths, np.int32) - 1)
+    return dict(
+        tokens=tokens,
+        positions=np.broadcast_to(np.arange(length), tokens.shape).astype(np.int32),
+        segment_ids=(tokens > 0).astype(np.int32),
+        last_index=np.array(lengths, np.int32) - 1,
+    )
 
 
 def _setup():
     params = init_reward_model_params(CONFIG, jax.random.key(0))
     rng = np.random.RandomState(0)
-    batch = {f"{side}_{k}": v for side, lengths in (("chosen", [9, 4, 6, 7]),
-                                                    ("rejected", [5, 9, 3, 7]))
-             for k, v in _side(rng, lengths).items()}
+    batch = {
+        f"{side}_{k}": v
+        for side, lengths in (("chosen", [9, 4, 6, 7]), ("rejected", [5, 9, 3, 7]))
+        for k, v in _side(rng, lengths).items()
+    }
     return params, batch
 
 
 def _numpy_scores(params, side):
-    hidden, _ = _jit_hidden_states(params["model"], side["tokens"], side["positions"],
-                                   side["segment_ids"])
+    hidden, _ = _jit_hidden_states(
+        params["model"], side["tokens"], side["positions"], side["segment_ids"]
+    )
     last = np.asarray(hidden)[np.arange(len(side["tokens"])), side["last_index"]]
     head = params["reward_head"]
     return last.astype(np.float64) @ np.asarray(head["kernel"]) + float(head["bias"])
@@ -85,14 +104,24 @@ def test_objective_matches_numpy_and_trains_head_and_model():
     params, batch = _setup()
     batch["margin"] = np.array([0.0, 0.5, 1.0, 0.0], np.float32)
     batch["pair_mask"] = np.array([1, 1, 1, 0], np.float32)
-    loss = lambda p: get_objective("reward_model").fn(p, batch, jax.random.key(0),  # noqa: E731
-                                                      model=MODEL, config=CONFIG_DICT)
+    loss = lambda p: get_objective("reward_model").fn(
+        p,
+        batch,
+        jax.random.key(0),  # noqa: E731
+        model=MODEL,
+        config=CONFIG_DICT,
+    )
     loss_sum, pairs, _ = jax.jit(loss)(params)
-    sides = [{k[len(s) + 1:]: v for k, v in batch.items() if k.startswith(s + "_")}
-             for s in ("chosen", "rejected")]
-    expected = _numpy_bradley_terry(_numpy_scores(params, sides[0]),
-                                    _numpy_scores(params, sides[1]), batch["pair_mask"],
-                                    batch["margin"])
+    sides = [
+        {k[len(s) + 1 :]: v for k, v in batch.items() if k.startswith(s + "_")}
+        for s in ("chosen", "rejected")
+    ]
+    expected = _numpy_bradley_terry(
+        _numpy_scores(params, sides[0]),
+        _numpy_scores(params, sides[1]),
+        batch["pair_mask"],
+        batch["margin"],
+    )
     assert float(pairs) == 3
     np.testing.assert_allclose(float(loss_sum / pairs), expected, rtol=1e-5)
     grads = jax.jit(jax.grad(lambda p: loss(p)[0]))(params)

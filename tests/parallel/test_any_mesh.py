@@ -25,8 +25,9 @@ CASES = {
     "auto": ((AxisType.Auto,) * 3, False),
     "auto-set_mesh": ((AxisType.Auto,) * 3, True),
 }
-OBJECTIVE_CONFIG = ml_collections.FrozenConfigDict(dict(z_loss_coef=1e-3, logits_chunk_size=16,
-                                                        report_entropy=False))
+OBJECTIVE_CONFIG = ml_collections.FrozenConfigDict(
+    dict(z_loss_coef=1e-3, logits_chunk_size=16, report_entropy=False)
+)
 _STEPS = {}  # mesh -> (train step, shardings): one compilation per distinct mesh
 
 
@@ -38,11 +39,13 @@ def _user_mesh(case):
 
 def _batch(config, rows=8, length=12):
     rng = np.random.RandomState(0)
-    return dict(tokens=rng.randint(0, config.vocab_size, (rows, length)).astype(np.int32),
-                targets=rng.randint(0, config.vocab_size, (rows, length)).astype(np.int32),
-                loss_mask=(rng.rand(rows, length) < 0.8).astype(np.float32),
-                positions=np.broadcast_to(np.arange(length), (rows, length)).astype(np.int32),
-                segment_ids=np.ones((rows, length), np.int32))
+    return dict(
+        tokens=rng.randint(0, config.vocab_size, (rows, length)).astype(np.int32),
+        targets=rng.randint(0, config.vocab_size, (rows, length)).astype(np.int32),
+        loss_mask=(rng.rand(rows, length) < 0.8).astype(np.float32),
+        positions=np.broadcast_to(np.arange(length), (rows, length)).astype(np.int32),
+        segment_ids=np.ones((rows, length), np.int32),
+    )
 
 
 def _train_step(config, params, mesh):
@@ -50,11 +53,17 @@ def _train_step(config, params, mesh):
     tx = optax.sgd(0.5, momentum=0.9)
     state = TrainState.create(params, tx, jax.random.key(3))
     if mesh not in _STEPS:
-        shardings = state_shardings(jax.eval_shape(lambda: state),
-                                    models.param_shardings(config, mesh), mesh)
-        step_fn = make_train_step(get_objective("next_token").fn, OBJECTIVE_CONFIG,
-                                  ModelContext(config, ActivationSharding(mesh)), tx,
-                                  optax.constant_schedule(0.5), StepConfig())
+        shardings = state_shardings(
+            jax.eval_shape(lambda: state), models.param_shardings(config, mesh), mesh
+        )
+        step_fn = make_train_step(
+            get_objective("next_token").fn,
+            OBJECTIVE_CONFIG,
+            ModelContext(config, ActivationSharding(mesh)),
+            tx,
+            optax.constant_schedule(0.5),
+            StepConfig(),
+        )
         batch_keys = tuple(sorted(_batch(config)))
         _STEPS[mesh] = (jit_train_step(step_fn, shardings, mesh, batch_keys), shardings)
     step, shardings = _STEPS[mesh]
@@ -62,8 +71,9 @@ def _train_step(config, params, mesh):
 
 
 def _generate(config, params, prompts):
-    return sampling.generate(config, params, prompts, max_new_tokens=6, rng=jax.random.key(0),
-                             temperature=0.0)
+    return sampling.generate(
+        config, params, prompts, max_new_tokens=6, rng=jax.random.key(0), temperature=0.0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +87,15 @@ def reference(hf_checkpoints):
     logits = np.asarray(models.forward(config, params, tokens))
     greedy = _generate(config, params, prompts)
     state, metrics = _train_step(config, params, mesh)
-    return dict(path=path, tokens=tokens, prompts=prompts, logits=logits, greedy=greedy,
-                params=jax.device_get(state.params), loss=float(metrics["loss"]))
+    return dict(
+        path=path,
+        tokens=tokens,
+        prompts=prompts,
+        logits=logits,
+        greedy=greedy,
+        params=jax.device_get(state.params),
+        loss=float(metrics["loss"]),
+    )
 
 
 def _on_mesh(tree, mesh):
@@ -120,8 +137,11 @@ def test_train_step_on_any_mesh(case, reference):
         _on_mesh((state, metrics), mesh)
         norm = jax.jit(optax.tree.norm)(state.params) + metrics["loss"]  # usable on the mesh
     np.testing.assert_allclose(float(metrics["loss"]), reference["loss"], atol=1e-5, rtol=0)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=0),
-                 jax.device_get(state.params), reference["params"])
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=0),
+        jax.device_get(state.params),
+        reference["params"],
+    )
     expected = float(optax.tree.norm(reference["params"])) + reference["loss"]
     np.testing.assert_allclose(float(norm), expected, rtol=1e-5)
 
@@ -133,8 +153,9 @@ def test_init_params_on_an_explicit_mesh():
     with jax.set_mesh(mesh):
         params = models.init_params(config, jax.random.key(3), mesh=mesh)
     _on_mesh(params, mesh)
-    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
-                 params, expected)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), params, expected
+    )
 
 
 def test_auto_view_shares_devices_and_buffers():
@@ -143,22 +164,29 @@ def test_auto_view_shares_devices_and_buffers():
     assert auto.axis_types == (AxisType.Auto,) * 3 and auto.axis_names == mesh.axis_names
     assert (auto.devices == mesh.devices).all()
     assert parallel.auto_mesh(auto) is auto
-    x = jax.device_put(np.arange(16.0).reshape(8, 2), jax.sharding.NamedSharding(
-        mesh, jax.sharding.PartitionSpec(("data", "fsdp"))))
+    x = jax.device_put(
+        np.arange(16.0).reshape(8, 2),
+        jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(("data", "fsdp"))),
+    )
     viewed = parallel.view_on_mesh({"x": x, "n": 3}, auto)
     assert viewed["x"].sharding.mesh == auto and viewed["n"] == 3
-    assert (viewed["x"].addressable_shards[0].data.unsafe_buffer_pointer()
-            == x.addressable_shards[0].data.unsafe_buffer_pointer())
+    assert (
+        viewed["x"].addressable_shards[0].data.unsafe_buffer_pointer()
+        == x.addressable_shards[0].data.unsafe_buffer_pointer()
+    )
 
 
 def test_jit_on_mesh_runs_on_the_auto_view():
     mesh = jax.make_mesh((2, 2, 2), AXES, axis_types=(AxisType.Explicit,) * 3)
     rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(("data", "fsdp")))
-    table = jax.device_put(np.arange(32.0).reshape(8, 4), jax.sharding.NamedSharding(
-        mesh, jax.sharding.PartitionSpec("tensor", "fsdp")))
+    table = jax.device_put(
+        np.arange(32.0).reshape(8, 4),
+        jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("tensor", "fsdp")),
+    )
     # A gather from a sharded table: needs out_sharding= on Explicit axes, not on Auto ones.
-    lookup = parallel.jit_on_mesh(lambda t, i: t[i], mesh, in_shardings=(table.sharding, rows),
-                                  out_shardings=rows)
+    lookup = parallel.jit_on_mesh(
+        lambda t, i: t[i], mesh, in_shardings=(table.sharding, rows), out_shardings=rows
+    )
     ids = np.array([7, 0, 3, 3], np.int32)
     with jax.set_mesh(mesh):
         got = lookup(table, ids)

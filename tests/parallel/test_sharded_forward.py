@@ -18,8 +18,9 @@ def reference(hf_checkpoints):
     tokens = rng.randint(0, config.vocab_size, (8, 24)).astype(np.int32)
     segments = np.repeat(np.array([[1] * 10 + [2] * 14]), 8, axis=0).astype(np.int32)
     positions = np.concatenate([np.arange(10), np.arange(14)])[None].repeat(8, 0).astype(np.int32)
-    logits = np.asarray(models.forward(config, params, tokens, positions=positions,
-                                       segment_ids=segments))
+    logits = np.asarray(
+        models.forward(config, params, tokens, positions=positions, segment_ids=segments)
+    )
     return path, (tokens, positions, segments), logits
 
 
@@ -43,7 +44,9 @@ def test_loaded_params_are_sharded_as_the_rules_say(mesh_shape, reference):
     mesh = parallel.make_mesh(mesh_shape)
     config, params = models.load_hf_checkpoint(path, mesh=mesh)
     axes = models.param_logical_axes(config)
-    for leaf, names in zip(jax.tree.leaves(params), jax.tree.leaves(axes, is_leaf=lambda x: isinstance(x, tuple))):
+    for leaf, names in zip(
+        jax.tree.leaves(params), jax.tree.leaves(axes, is_leaf=lambda x: isinstance(x, tuple))
+    ):
         expected = parallel.logical_to_spec(names, leaf.shape, mesh)
         assert leaf.sharding.mesh is mesh or leaf.sharding.mesh == mesh
         assert _spec(leaf) == tuple(expected) + (None,) * (leaf.ndim - len(expected))
@@ -57,18 +60,27 @@ def test_concrete_shardings_for_each_mesh(reference):
     path = reference[0]
     expected = {
         (8, 1, 1): {"q_kernel": (None, None, None, None), "embedding": (None, None)},
-        (1, 8, 1): {"q_kernel": (None, "fsdp", None, None), "embedding": (None, "fsdp"),
-                    "down_kernel": (None, None, "fsdp")},
-        (2, 2, 2): {"q_kernel": (None, "fsdp", "tensor", None), "embedding": ("tensor", "fsdp"),
-                    "down_kernel": (None, "tensor", "fsdp"), "o_kernel": (None, "tensor", None, "fsdp")},
+        (1, 8, 1): {
+            "q_kernel": (None, "fsdp", None, None),
+            "embedding": (None, "fsdp"),
+            "down_kernel": (None, None, "fsdp"),
+        },
+        (2, 2, 2): {
+            "q_kernel": (None, "fsdp", "tensor", None),
+            "embedding": ("tensor", "fsdp"),
+            "down_kernel": (None, "tensor", "fsdp"),
+            "o_kernel": (None, "tensor", None, "fsdp"),
+        },
     }
     for mesh_shape, checks in expected.items():
         mesh = parallel.make_mesh(mesh_shape)
         _, params = models.load_hf_checkpoint(path, mesh=mesh)
-        found = {"q_kernel": params["layers"]["attn"]["q_kernel"],
-                 "o_kernel": params["layers"]["attn"]["o_kernel"],
-                 "embedding": params["embedding"],
-                 "down_kernel": params["layers"]["mlp"]["down_kernel"]}
+        found = {
+            "q_kernel": params["layers"]["attn"]["q_kernel"],
+            "o_kernel": params["layers"]["attn"]["o_kernel"],
+            "embedding": params["embedding"],
+            "down_kernel": params["layers"]["mlp"]["down_kernel"],
+        }
         for name, spec in checks.items():
             assert _spec(found[name]) == spec, (mesh_shape, name, _spec(found[name]))
 
@@ -82,8 +94,11 @@ def test_init_params_directly_sharded_and_forward_matches():
     assert _spec(emb) == ("tensor", "fsdp")
     assert emb.addressable_shards[0].data.shape == (config.vocab_size // 2, config.hidden_size // 2)
     tokens = np.random.RandomState(0).randint(0, config.vocab_size, (4, 16)).astype(np.int32)
-    np.testing.assert_allclose(np.asarray(models.forward(config, sharded, tokens)),
-                               np.asarray(models.forward(config, single, tokens)), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(models.forward(config, sharded, tokens)),
+        np.asarray(models.forward(config, single, tokens)),
+        atol=1e-5,
+    )
 
 
 def test_indivisible_dims_stay_replicated_and_are_explained():
@@ -104,6 +119,7 @@ def test_rules_table_is_the_single_source(reference):
     assert _spec(params["layers"]["attn"]["q_kernel"]) == (None, None, None, None)
     assert P(*_spec(params["embedding"])) == P(None, None)
     tokens, positions, segments = reference[1]
-    logits = models.forward(config, params, tokens, positions=positions, segment_ids=segments,
-                            rules=rules)
+    logits = models.forward(
+        config, params, tokens, positions=positions, segment_ids=segments, rules=rules
+    )
     np.testing.assert_allclose(np.asarray(logits), reference[2], atol=1e-5, rtol=0)

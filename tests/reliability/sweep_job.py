@@ -1,4 +1,5 @@
-"""A job config for the bad-input sweep: `--config=tests/reliability/sweep_job.py:MODE,CORPUS,TOKENIZER,SFT_JSONL`.
+"""A job config for the bad-input sweep:
+`--config=tests/reliability/sweep_job.py:MODE,CORPUS,TOKENIZER,SFT_JSONL`.
 
 A tiny pretrain stage on CORPUS, then an SFT stage (init_from pretrain) on SFT_JSONL. MODE:
   ok            as described
@@ -22,10 +23,14 @@ def get_config(arg: str):
         pretrain.optimizer.update(learning_rate=1e12, clip_norm=0.0, warmup_steps=0)
     sft = stage_config()
     sft.model.init_from = "pretrain"
-    sft.data = dict(source=dict(type="jsonl", path=sft_path),
-                    task=dict(type="sft", chat_template="plain", prompt_field="question",
-                              response_field="answer"),
-                    packing=dict(type="first_fit", num_bins=4), read_threads=0)
+    sft.data = dict(
+        source=dict(type="jsonl", path=sft_path),
+        task=dict(
+            type="sft", chat_template="plain", prompt_field="question", response_field="answer"
+        ),
+        packing=dict(type="first_fit", num_bins=4),
+        read_threads=0,
+    )
     sft.train.update(steps=3, batch_size=8, seq_len=64, log_every=1, checkpoint_every=3)
     config.stages.pretrain = pretrain
     config.stages.sft = sft

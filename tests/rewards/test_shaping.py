@@ -4,16 +4,22 @@ hand-computed values and independent loop references written from docs/methods.m
 import numpy as np
 import pytest
 
-from reasonrl.rewards import (LENGTH_PENALTIES, ShapedReward, dapo_overlong_penalty,
-                              get_length_penalty, kimi_length_penalty, register_length_penalty,
-                              shape_rewards)
+from reasonrl.rewards import (
+    LENGTH_PENALTIES,
+    ShapedReward,
+    dapo_overlong_penalty,
+    get_length_penalty,
+    kimi_length_penalty,
+    register_length_penalty,
+    shape_rewards,
+)
 
 
 def _kimi_reference(lengths, correct, group_size):
     """Sample-by-sample loop, straight from the Kimi k1.5 paper's definition."""
     out = []
     for start in range(0, len(lengths), group_size):
-        group = [float(x) for x in lengths[start:start + group_size]]
+        group = [float(x) for x in lengths[start : start + group_size]]
         lo, hi = min(group), max(group)
         for i, length in enumerate(group):
             lam = 0.0 if hi == lo else 0.5 - (length - lo) / (hi - lo)
@@ -55,8 +61,11 @@ def test_kimi_matches_loop_reference(group_size):
     lengths = rng.randint(1, 40, size=6 * group_size)
     lengths[:group_size] = 17  # one all-equal group
     correct = rng.rand(6 * group_size) < 0.5
-    np.testing.assert_allclose(kimi_length_penalty(lengths, correct, group_size),
-                               _kimi_reference(lengths, correct, group_size), atol=1e-6)
+    np.testing.assert_allclose(
+        kimi_length_penalty(lengths, correct, group_size),
+        _kimi_reference(lengths, correct, group_size),
+        atol=1e-6,
+    )
 
 
 def test_kimi_group_size_one_is_zero():
@@ -109,10 +118,15 @@ def test_shape_rewards_all_components_hand_computed():
     # Overlong (L_max 20, L_cache 4): 10 -> 0, 30 -> -1, 18 -> -.5, 19 -> -.75.
     # Format (weight 0.5): [1, 0, 1, 1] -> [.5, 0, .5, .5].
     shaped = shape_rewards(
-        [1.0, 0.0, 1.0, 1.0], [10, 30, 18, 19], group_size=2,
-        length_penalty="kimi", length_penalty_weight=0.1,
+        [1.0, 0.0, 1.0, 1.0],
+        [10, 30, 18, 19],
+        group_size=2,
+        length_penalty="kimi",
+        length_penalty_weight=0.1,
         overlong={"max_length": 20, "cache_length": 4},
-        format_scores=[1.0, 0.0, 1.0, 1.0], format_weight=0.5)
+        format_scores=[1.0, 0.0, 1.0, 1.0],
+        format_weight=0.5,
+    )
     assert isinstance(shaped, ShapedReward)
     assert shaped.total.dtype == np.float32 and shaped.total.shape == (4,)
     np.testing.assert_allclose(shaped.total, [1.55, -1.05, 1.05, 0.7], atol=1e-6)
@@ -145,12 +159,22 @@ def test_shape_rewards_matches_references_on_random_batch():
     correctness = (rng.rand(n) < 0.5).astype(np.float64)
     lengths = rng.randint(1, 60, size=n)
     fmt = (rng.rand(n) < 0.7).astype(np.float64)
-    shaped = shape_rewards(correctness, lengths, group_size=group_size, length_penalty="kimi",
-                           length_penalty_weight=0.3,
-                           overlong={"max_length": 50, "cache_length": 10},
-                           format_scores=fmt, format_weight=0.2)
-    expected = (correctness + 0.3 * _kimi_reference(lengths, correctness > 0, group_size)
-                + np.array([_dapo_reference(x, 50, 10) for x in lengths]) + 0.2 * fmt)
+    shaped = shape_rewards(
+        correctness,
+        lengths,
+        group_size=group_size,
+        length_penalty="kimi",
+        length_penalty_weight=0.3,
+        overlong={"max_length": 50, "cache_length": 10},
+        format_scores=fmt,
+        format_weight=0.2,
+    )
+    expected = (
+        correctness
+        + 0.3 * _kimi_reference(lengths, correctness > 0, group_size)
+        + np.array([_dapo_reference(x, 50, 10) for x in lengths])
+        + 0.2 * fmt
+    )
     np.testing.assert_allclose(shaped.total, expected, atol=1e-5)
 
 
@@ -179,8 +203,9 @@ def test_length_penalty_registry():
         return np.full(len(lengths), -0.25, np.float32)
 
     try:
-        shaped = shape_rewards([1, 0], [1, 2], group_size=2, length_penalty="_test_constant",
-                               length_penalty_weight=2.0)
+        shaped = shape_rewards(
+            [1, 0], [1, 2], group_size=2, length_penalty="_test_constant", length_penalty_weight=2.0
+        )
         np.testing.assert_allclose(shaped.total, [0.5, -0.5])
     finally:
         del LENGTH_PENALTIES["_test_constant"]

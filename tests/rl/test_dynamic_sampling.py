@@ -16,7 +16,7 @@ def _batch(rewards, first_id, group_size=2):
         "rewards": np.asarray(rewards, np.float32),
         "ids": ids,
         "tokens": np.stack([ids, ids * 10, ids * 100], axis=1),  # [n, 3]
-        "completions": [f"c{i}" for i in ids],                  # list of str
+        "completions": [f"c{i}" for i in ids],  # list of str
     }
 
 
@@ -142,9 +142,9 @@ def test_buffer_matches_fifo_reference():
         ids = np.arange(next_id, next_id + num * group_size)
         next_id += num * group_size
         for g in range(num):
-            group = score[g * group_size:(g + 1) * group_size]
+            group = score[g * group_size : (g + 1) * group_size]
             if len(set(group.tolist())) > 1:
-                reference.append(ids[g * group_size:(g + 1) * group_size].tolist())
+                reference.append(ids[g * group_size : (g + 1) * group_size].tolist())
         buf.add({"score": score, "ids": ids, "logp": -ids.astype(np.float32) / 7})
         want = int(rng.randint(1, 4))
         if len(reference) >= want:
@@ -193,13 +193,17 @@ def test_buffer_validates_batches():
 
 def _scored_round(correct, rewards):
     n = len(correct)
-    return {"correct": np.asarray(correct, np.float32), "rewards": np.asarray(rewards, np.float32),
-            "ids": np.arange(n)}
+    return {
+        "correct": np.asarray(correct, np.float32),
+        "rewards": np.asarray(rewards, np.float32),
+        "ids": np.arange(n),
+    }
 
 
 @pytest.mark.parametrize("filter_name, kept_groups", [("accuracy", 1), ("reward", 2)])
-def test_loop_filters_on_accuracy_by_default_and_drops_the_surplus(monkeypatch, filter_name,
-                                                                   kept_groups):
+def test_loop_filters_on_accuracy_by_default_and_drops_the_surplus(
+    monkeypatch, filter_name, kept_groups
+):
     """Group 0 is all correct but its overlong-shaped rewards differ: DAPO's accuracy filter
     drops it, the reward filter keeps it. Group 1 is informative either way."""
     from types import SimpleNamespace
@@ -209,16 +213,20 @@ def test_loop_filters_on_accuracy_by_default_and_drops_the_surplus(monkeypatch, 
     rounds = iter([_scored_round([1, 1, 1, 0], [1.0, 0.5, 1.0, 0.0])] * 3)
     monkeypatch.setattr(loop, "sample_rollout", lambda *args, **kwargs: None)
     monkeypatch.setattr(loop, "score_rollout", lambda rollout, settings: next(rounds))
-    rl = SimpleNamespace(group_size=2, max_rollout_rounds=1, dynamic_sampling=True,
-                         dynamic_sampling_filter=filter_name)
+    rl = SimpleNamespace(
+        group_size=2,
+        max_rollout_rounds=1,
+        dynamic_sampling=True,
+        dynamic_sampling_filter=filter_name,
+    )
     setup = SimpleNamespace(model_config=None)
-    batch, counts, _ = loop._collect(None, iter([{}] * 3), None, setup, None, rl, 1,
-                                     jax.random.key(0))
+    batch, counts, _ = loop._collect(
+        None, iter([{}] * 3), None, setup, None, rl, 1, jax.random.key(0)
+    )
     assert counts["rollout/groups_kept"] == 1
     assert counts["rollout/groups_dropped"] == 2 - kept_groups
     assert counts["rollout/groups_surplus"] == kept_groups - 1  # dropped with the step's buffer
     np.testing.assert_array_equal(batch["ids"], [2, 3] if filter_name == "accuracy" else [0, 1])
     # The next step starts from nothing: no surplus group carried over.
-    _, counts, _ = loop._collect(None, iter([{}] * 3), None, setup, None, rl, 1,
-                                 jax.random.key(1))
+    _, counts, _ = loop._collect(None, iter([{}] * 3), None, setup, None, rl, 1, jax.random.key(1))
     assert counts["rollout/rounds"] == 1 and counts["rollout/groups_seen"] == 2

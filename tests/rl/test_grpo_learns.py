@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from reasonrl.job import run_job
 from reasonrl.paths import recipe
 from reasonrl.rl.loop import CURVE_FILE, read_rollout_metrics
-from reasonrl.job import run_job
 
 RL_STEPS = 150
 

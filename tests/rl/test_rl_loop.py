@@ -9,21 +9,23 @@ import pytest
 
 from reasonrl import data as data_lib
 from reasonrl import models
+from reasonrl.job import run_job
 from reasonrl.rl.loop import read_rollout_metrics, rl_options, run_rl_stage
 from reasonrl.synthetic import arithmetic
 from reasonrl.train import job_config, stage_config
 from reasonrl.train.config import JobConfigError, validate_job
-from reasonrl.job import run_job
 from tests.train.stages import TINY_MODEL
 
 
 @pytest.fixture(scope="module")
 def addition(tmp_path_factory):
     """(files of a small addition dataset, a tokenizer trained on it, its path)."""
-    files = arithmetic.write_addition_dataset(tmp_path_factory.mktemp("addition"), train=400,
-                                              test=20, preference_pairs=10)
-    path = data_lib.train_sentencepiece(str(files["corpus"]), str(tmp_path_factory.mktemp("tok")),
-                                        vocab_size=278)
+    files = arithmetic.write_addition_dataset(
+        tmp_path_factory.mktemp("addition"), train=400, test=20, preference_pairs=10
+    )
+    path = data_lib.train_sentencepiece(
+        str(files["corpus"]), str(tmp_path_factory.mktemp("tok")), vocab_size=278
+    )
     return files, data_lib.load_tokenizer(path), path
 
 
@@ -35,13 +37,22 @@ def rl_stage(files, **rl_overrides):
     stage.model.overrides = dict(TINY_MODEL, max_position_embeddings=64)
     stage.data = dict(source=dict(type="jsonl", path=str(files["sft_train"])))
     stage.eval_data = dict(source=dict(type="jsonl", path=str(files["test"])))
-    stage.objective.update(name="policy_gradient", kl_coef=0.04,
-                           loss_aggregation="seq_mean_token_mean")
+    stage.objective.update(
+        name="policy_gradient", kl_coef=0.04, loss_aggregation="seq_mean_token_mean"
+    )
     stage.rl.update(group_size=4, max_new_tokens=4, num_minibatches=2, eval_size=4)
     stage.rl.update(**rl_overrides)
     stage.optimizer.update(learning_rate=1e-2, schedule="constant", warmup_steps=0)
-    stage.train.update(steps=3, batch_size=2, seq_len=36, log_every=1, eval_every=2,
-                       checkpoint_every=1, keep_checkpoints=5, async_checkpointing=False)
+    stage.train.update(
+        steps=3,
+        batch_size=2,
+        seq_len=36,
+        log_every=1,
+        eval_every=2,
+        checkpoint_every=1,
+        keep_checkpoints=5,
+        async_checkpointing=False,
+    )
     return stage
 
 
@@ -66,9 +77,16 @@ def test_rl_job_logs_rollout_and_update_health(addition, tmp_path):
     assert "eval/accuracy" in rollouts[0] and "eval/accuracy" in rollouts[2]
     for step in (1, 2, 3):
         record = rollouts[step]
-        for key in ("rollout/reward", "rollout/accuracy", "rollout/response_length",
-                    "rollout/truncated_fraction", "rollout/reward_correctness",
-                    "time/sample_s", "time/update_s", "time/overhead_ratio"):
+        for key in (
+            "rollout/reward",
+            "rollout/accuracy",
+            "rollout/response_length",
+            "rollout/truncated_fraction",
+            "rollout/reward_correctness",
+            "time/sample_s",
+            "time/update_s",
+            "time/overhead_ratio",
+        ):
             assert key in record, key
         assert 0 <= record["rollout/accuracy"] <= 1
         assert record["step"] == step * 2  # two optimizer updates per rollout step
@@ -82,8 +100,12 @@ def test_rl_job_logs_rollout_and_update_health(addition, tmp_path):
     assert first["train/ratio_max"] == pytest.approx(1.0, abs=1e-5)
     assert abs(first["train/kl"]) < 1e-6
     assert first["train/sampler_logprob_abs_diff"] < 1e-4
-    for key in ("train/clip_fraction_low", "train/clip_fraction_high", "train/entropy",
-                "train/grad_norm"):
+    for key in (
+        "train/clip_fraction_low",
+        "train/clip_fraction_high",
+        "train/entropy",
+        "train/grad_norm",
+    ):
         assert np.isfinite(first[key]), key
     # Update 2 follows an optimizer step on the same rollout: the params moved.
     second = updates[1]
@@ -130,24 +152,42 @@ def test_dynamic_sampling_drops_uninformative_groups(addition, tmp_path):
     assert all(np.isfinite(r["train/loss"]) for r in updates)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda s: s.rl.__setattr__("advantage", "ppo"), r"stages\.rl\.rl\.advantage: 'ppo'"),
-    (lambda s: s.rl.__setattr__("num_minibatches", 3),
-     r"stages\.rl\.rl\.num_minibatches: 8 rollout rows .* do not split into 3"),
-    (lambda s: s.train.__setattr__("seq_len", 4), r"stages\.rl\.train\.seq_len: 4 leaves no room"),
-    (lambda s: s.objective.__setattr__("name", "sft"), r"stages\.rl\.rl: unknown key"),
-    (lambda s: s.objective.__setattr__("clip_eps_low", 1.5),
-     r"stages\.rl\.objective\.clip_eps_low: must be in \[0, 1\)"),
-    (lambda s: s.objective.__setattr__("importance_ratio", "seq"),
-     r"stages\.rl\.objective\.importance_ratio: 'seq'; choose from"),
-    (lambda s: s.rl.__setattr__("dynamic_sampling_filter", "acc"),
-     r"stages\.rl\.rl\.dynamic_sampling_filter: 'acc'"),
-    (lambda s: s.objective.__setattr__("temperature", 0.7),
-     r"stages\.rl\.objective\.temperature: is taken from rl\.temperature"),
-    (lambda s: s.rl.__setattr__("reward", "vibes"), r"stages\.rl\.rl\.reward: 'vibes'"),
-    (lambda s: s.rl.__setattr__("overlong_cache_length", 4),
-     r"stages\.rl\.rl\.overlong_cache_length: 4 must be below max_new_tokens=4"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.rl.__setattr__("advantage", "ppo"), r"stages\.rl\.rl\.advantage: 'ppo'"),
+        (
+            lambda s: s.rl.__setattr__("num_minibatches", 3),
+            r"stages\.rl\.rl\.num_minibatches: 8 rollout rows .* do not split into 3",
+        ),
+        (
+            lambda s: s.train.__setattr__("seq_len", 4),
+            r"stages\.rl\.train\.seq_len: 4 leaves no room",
+        ),
+        (lambda s: s.objective.__setattr__("name", "sft"), r"stages\.rl\.rl: unknown key"),
+        (
+            lambda s: s.objective.__setattr__("clip_eps_low", 1.5),
+            r"stages\.rl\.objective\.clip_eps_low: must be in \[0, 1\)",
+        ),
+        (
+            lambda s: s.objective.__setattr__("importance_ratio", "seq"),
+            r"stages\.rl\.objective\.importance_ratio: 'seq'; choose from",
+        ),
+        (
+            lambda s: s.rl.__setattr__("dynamic_sampling_filter", "acc"),
+            r"stages\.rl\.rl\.dynamic_sampling_filter: 'acc'",
+        ),
+        (
+            lambda s: s.objective.__setattr__("temperature", 0.7),
+            r"stages\.rl\.objective\.temperature: is taken from rl\.temperature",
+        ),
+        (lambda s: s.rl.__setattr__("reward", "vibes"), r"stages\.rl\.rl\.reward: 'vibes'"),
+        (
+            lambda s: s.rl.__setattr__("overlong_cache_length", 4),
+            r"stages\.rl\.rl\.overlong_cache_length: 4 must be below max_new_tokens=4",
+        ),
+    ],
+)
 def test_rl_config_errors_name_the_field(addition, edit, message):
     files, _, tokenizer_path = addition
     config = job_config()

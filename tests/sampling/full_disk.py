@@ -32,7 +32,7 @@ class FullDiskOs:
             write = handle.write
 
             def write_half_then_fail(text):
-                write(text[:len(text) // 2])
+                write(text[: len(text) // 2])
                 handle.flush()
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

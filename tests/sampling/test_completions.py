@@ -9,16 +9,36 @@ from reasonrl import models, sampling
 from reasonrl.rewards import GradeResult
 from reasonrl.sampling import completions as completions_module
 from reasonrl.sampling import run_store
-from reasonrl.sampling.completions import (PROMPT_TOO_LONG, PROMPT_TOO_LONG_GRADE, complete,
-                                           fit_prompts, grade_completions, prompt_budget)
+from reasonrl.sampling.completions import (
+    PROMPT_TOO_LONG,
+    PROMPT_TOO_LONG_GRADE,
+    complete,
+    fit_prompts,
+    grade_completions,
+    prompt_budget,
+)
 
-CONFIG = models.get_preset("tiny-qwen3", vocab_size=64, hidden_size=32, intermediate_size=64,
-                           num_layers=1, num_heads=4, num_kv_heads=2, head_dim=8,
-                           max_position_embeddings=24)
-MAX_NEW = 6   # so the budget is 24 - 6 = 18 prompt tokens
+CONFIG = models.get_preset(
+    "tiny-qwen3",
+    vocab_size=64,
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=1,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+    max_position_embeddings=24,
+)
+MAX_NEW = 6  # so the budget is 24 - 6 = 18 prompt tokens
 STOP = 5
-SAMPLING = dict(max_new_tokens=MAX_NEW, rng=jax.random.key(3), temperature=1.0, num_samples=2,
-                stop_tokens=(STOP,), pad_id=0)
+SAMPLING = dict(
+    max_new_tokens=MAX_NEW,
+    rng=jax.random.key(3),
+    temperature=1.0,
+    num_samples=2,
+    stop_tokens=(STOP,),
+    pad_id=0,
+)
 
 
 class WordTokenizer:
@@ -50,7 +70,7 @@ def test_prompt_budget_and_fit():
     cut = fit_prompts(prompts, 5, "left")
     assert cut.fits.all() and cut.truncated.tolist() == [False, True, False]
     assert cut.prompts[1].tolist() == [16, 17, 18, 19, 20] and cut.prompts[0].tolist() == [1, 2, 3]
-    assert not fit_prompts(prompts, 0, "left").fits.any()   # nothing left to keep
+    assert not fit_prompts(prompts, 0, "left").fits.any()  # nothing left to keep
     with pytest.raises(ValueError, match="truncate_prompt must be one of"):
         fit_prompts(prompts, 5, "right")
 
@@ -72,23 +92,25 @@ def test_a_prompt_that_does_not_fit_is_not_sampled(params):
     assert got.prompt_lengths.tolist() == [4, 4, 30, 30, 9, 9]
     assert not got.prompt_truncated.any()
     assert got.truncated.tolist() == (got.finish_reasons == "length").tolist()
-    for row in np.flatnonzero(sampled):   # a final stop token is not rendered
+    for row in np.flatnonzero(sampled):  # a final stop token is not rendered
         end = got.lengths[row] - (got.finish_reasons[row] == "stop")
         assert got.texts[row] == WordTokenizer().decode(got.tokens[row, :end].tolist())
 
 
 def test_left_truncation_samples_the_prompts_last_tokens(params):
-    got = complete(CONFIG, params, WordTokenizer(), [SHORT, LONG], truncate_prompt="left",
-                   **SAMPLING)
-    _assert_rows_equal(got, sampling.generate(CONFIG, params, [SHORT, LONG[-18:]], **SAMPLING),
-                       slice(None))
+    got = complete(
+        CONFIG, params, WordTokenizer(), [SHORT, LONG], truncate_prompt="left", **SAMPLING
+    )
+    _assert_rows_equal(
+        got, sampling.generate(CONFIG, params, [SHORT, LONG[-18:]], **SAMPLING), slice(None)
+    )
     assert got.prompt_truncated.tolist() == [False, False, True, True]
     assert got.prompts[1].tolist() == LONG[-18:] and got.prompt_lengths.tolist() == [4, 4, 18, 18]
     assert not got.prompt_too_long.any()
 
 
 def test_a_batch_of_prompts_that_all_do_not_fit_samples_nothing(params, monkeypatch):
-    monkeypatch.setattr(completions_module, "generate", None)   # never called
+    monkeypatch.setattr(completions_module, "generate", None)  # never called
     got = complete(CONFIG, params, WordTokenizer(), [LONG, LONG], **SAMPLING)
     assert got.tokens.shape == got.logprobs.shape == (4, MAX_NEW)
     assert got.prompt_too_long.all() and got.texts == [""] * 4
@@ -112,19 +134,24 @@ def test_grader_sees_only_the_sampled_rows(params):
 
 def test_check_settings_names_each_difference():
     run_store.check_settings({"a": 1}, {"a": 1}, what="w", remedy="r")
-    with pytest.raises(run_store.ConfigMismatchError,
-                       match=r"^out differs; rerun with the stored values or use another:\n"
-                             r"  --a: stored 1, now 2\n  --b: stored None, now 'x'$"):
-        run_store.check_settings({"a": 1}, {"a": 2, "b": "x"}, what="out differs",
-                                 remedy="use another")
+    with pytest.raises(
+        run_store.ConfigMismatchError,
+        match=r"^out differs; rerun with the stored values or use another:\n"
+        r"  --a: stored 1, now 2\n  --b: stored None, now 'x'$",
+    ):
+        run_store.check_settings(
+            {"a": 1}, {"a": 2, "b": "x"}, what="out differs", remedy="use another"
+        )
 
 
 def test_a_run_stored_before_truncate_prompt_existed_resumes_with_its_default():
     run_store.check_settings({"a": 1}, {"a": 1, "truncate_prompt": "none"}, what="w", remedy="r")
-    with pytest.raises(run_store.ConfigMismatchError,
-                       match=r"--truncate_prompt: stored 'none', now 'left'"):
-        run_store.check_settings({"a": 1}, {"a": 1, "truncate_prompt": "left"}, what="w",
-                                 remedy="r")
+    with pytest.raises(
+        run_store.ConfigMismatchError, match=r"--truncate_prompt: stored 'none', now 'left'"
+    ):
+        run_store.check_settings(
+            {"a": 1}, {"a": 1, "truncate_prompt": "left"}, what="w", remedy="r"
+        )
 
 
 def test_cut_torn_tail_and_synced_appends(tmp_path):

@@ -36,17 +36,18 @@ SETTINGS = [  # (temperature, top_k, top_p)
     (1.0, 0, 1.0),
     (0.5, 0, 1.0),
     (2.0, 3, 1.0),
-    (1.0, 0, 0.6),    # keeps 0.30 + 0.20 + 0.15 = 0.65
+    (1.0, 0, 0.6),  # keeps 0.30 + 0.20 + 0.15 = 0.65
     (0.7, 5, 0.8),
-    (1.3, 0, 0.05),   # only the top token
+    (1.3, 0, 0.05),  # only the top token
 ]
 
 
 @pytest.mark.parametrize("temperature,top_k,top_p", SETTINGS)
 def test_filtered_distribution_matches_reference(temperature, top_k, top_p):
     got = np.asarray(sampling_distribution(jnp.asarray(LOGITS[None]), temperature, top_k, top_p))[0]
-    np.testing.assert_allclose(got, reference_distribution(LOGITS, temperature, top_k, top_p),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        got, reference_distribution(LOGITS, temperature, top_k, top_p), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("temperature,top_k,top_p", SETTINGS)
@@ -65,19 +66,20 @@ def test_empirical_frequencies_match_the_filtered_distribution(temperature, top_
     # The returned logprobs are the untempered model's and the sampling distribution's.
     tokens = np.asarray(drawn.tokens)
     np.testing.assert_allclose(np.asarray(drawn.logprobs), np.log(PROBS[tokens]), atol=1e-5)
-    np.testing.assert_allclose(np.asarray(drawn.sampling_logprobs), np.log(expected[tokens]),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(drawn.sampling_logprobs), np.log(expected[tokens]), atol=1e-5
+    )
 
 
 def test_unfiltered_fast_path_equals_filtered_path_with_filters_off():
     logits = jnp.broadcast_to(jnp.asarray(LOGITS), (64, LOGITS.size))
     keys = row_keys(jax.random.key(0), 3, jnp.arange(64))
-    fast = sample_tokens(logits, keys, 0.8, 0, 1.0, greedy=False, use_top_k=False,
-                         use_top_p=False)
+    fast = sample_tokens(logits, keys, 0.8, 0, 1.0, greedy=False, use_top_k=False, use_top_p=False)
     full = sample_tokens(logits, keys, 0.8, 0, 1.0, greedy=False)
     np.testing.assert_array_equal(np.asarray(fast.tokens), np.asarray(full.tokens))
-    np.testing.assert_allclose(np.asarray(fast.sampling_logprobs),
-                               np.asarray(full.sampling_logprobs), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(fast.sampling_logprobs), np.asarray(full.sampling_logprobs), atol=1e-6
+    )
 
 
 def test_ties_break_towards_the_lower_token_id():
@@ -87,8 +89,9 @@ def test_ties_break_towards_the_lower_token_id():
     equal = jnp.zeros((1, 4))  # four tokens of probability exactly 0.25
     kept_top_p = np.isfinite(np.asarray(filter_logits(equal, 1.0, 0, 0.5)))[0]
     np.testing.assert_array_equal(kept_top_p, [True, True, False, False])
-    greedy = sample_tokens(logits, row_keys(jax.random.key(0), 0, jnp.arange(1)), 1.0, 0, 1.0,
-                           greedy=True)
+    greedy = sample_tokens(
+        logits, row_keys(jax.random.key(0), 0, jnp.arange(1)), 1.0, 0, 1.0, greedy=True
+    )
     assert int(greedy.tokens[0]) == 1
     assert float(greedy.sampling_logprobs[0]) == 0.0
 
@@ -115,11 +118,14 @@ def test_bisection_filter_equals_sorted_reference_on_random_rows(seed):
     rng = np.random.RandomState(seed)
     logits = (np.round(rng.randn(64, 300) * 4) / 2).astype(np.float32)
     logits[:, rng.randint(0, 300, 20)] = -np.inf  # already-masked tokens
-    for top_k, top_p in [(0, float(rng.uniform(0.05, 0.99))), (int(rng.randint(1, 40)), 1.0),
-                         (int(rng.randint(1, 300)), float(rng.uniform(0.05, 0.99))), (400, 0.5)]:
+    for top_k, top_p in [
+        (0, float(rng.uniform(0.05, 0.99))),
+        (int(rng.randint(1, 40)), 1.0),
+        (int(rng.randint(1, 300)), float(rng.uniform(0.05, 0.99))),
+        (400, 0.5),
+    ]:
         temperature = float(rng.uniform(0.3, 2.0))
-        got = np.isfinite(np.asarray(filter_logits(jnp.asarray(logits), temperature, top_k,
-                                                   top_p)))
+        got = np.isfinite(np.asarray(filter_logits(jnp.asarray(logits), temperature, top_k, top_p)))
         for row in range(64):
             expected = reference_distribution(logits[row], temperature, top_k, top_p) > 0
             np.testing.assert_array_equal(got[row], expected, err_msg=f"{row} {top_k} {top_p}")

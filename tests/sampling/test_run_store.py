@@ -17,15 +17,18 @@ from tests.sampling.full_disk import fill_disk_for
 
 
 def _check(stored, current):
-    run_store.check_settings(stored, current, what="OUT differs", remedy="use another OUT",
-                             source="OUT/config")
+    run_store.check_settings(
+        stored, current, what="OUT differs", remedy="use another OUT", source="OUT/config"
+    )
 
 
 def test_settings_that_differ_are_named():
-    with pytest.raises(run_store.ConfigMismatchError,
-                       match=r"OUT differs; rerun with the stored values or use another OUT:\n"
-                             r"  --checkpoint_sha256: stored 'a', now 'b'\n"
-                             r"  --seed: stored 0, now 1$"):
+    with pytest.raises(
+        run_store.ConfigMismatchError,
+        match=r"OUT differs; rerun with the stored values or use another OUT:\n"
+        r"  --checkpoint_sha256: stored 'a', now 'b'\n"
+        r"  --seed: stored 0, now 1$",
+    ):
         _check({"seed": 0, "checkpoint_sha256": "a"}, {"seed": 1, "checkpoint_sha256": "b"})
 
 
@@ -35,8 +38,9 @@ def test_records_of_older_versions_resume(caplog):
     current = {"limit": None, "truncate_prompt": "none", "checkpoint_sha256": "d" * 64}
     with caplog.at_level(logging.WARNING):
         _check({"limit": 0}, current)
-    (warning,) = [record.getMessage() for record in caplog.records
-                  if record.levelno == logging.WARNING]
+    (warning,) = [
+        record.getMessage() for record in caplog.records if record.levelno == logging.WARNING
+    ]
     assert "OUT/config was written before runs recorded checkpoint_sha256" in warning
     assert "without checking the checkpoint's weights" in warning
     _check({"limit": 3, "checkpoint_sha256": "d" * 64}, {**current, "limit": 3})
@@ -70,8 +74,9 @@ def test_a_failed_append_names_its_file(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def saved_checkpoint(tmp_path_factory):
-    config = models.get_preset("tiny-qwen3", vocab_size=64, num_layers=1,
-                               max_position_embeddings=128)
+    config = models.get_preset(
+        "tiny-qwen3", vocab_size=64, num_layers=1, max_position_embeddings=128
+    )
     directory = tmp_path_factory.mktemp("run_store") / "checkpoint"
     models.save_hf_checkpoint(config, models.init_params(config, jax.random.key(0)), directory)
     return directory
@@ -103,8 +108,11 @@ def test_max_new_tokens_must_leave_room_for_a_prompt(checkpoint):
     context = json.loads((checkpoint / "config.json").read_text())["max_position_embeddings"]
     problem_runs.check_context(str(checkpoint), context - 1)
     for max_new_tokens in (context, context + 1):
-        with pytest.raises(SettingsError, match=rf"max_new_tokens={max_new_tokens} does not fit "
-                           rf"the model's context of {context} tokens.*; lower --max_new_tokens"):
+        with pytest.raises(
+            SettingsError,
+            match=rf"max_new_tokens={max_new_tokens} does not fit "
+            rf"the model's context of {context} tokens.*; lower --max_new_tokens",
+        ):
             problem_runs.check_context(str(checkpoint), max_new_tokens)
 
 
@@ -113,21 +121,36 @@ def test_missing_checkpoint_or_tokenizer_is_named(checkpoint, tmp_path):
         problem_runs.resolve_model_paths(str(tmp_path / "none"), None, checkpoint_flag="--teacher")
     (tmp_path / "notes.txt").write_text("not a tokenizer")
     for tokenizer in (tmp_path / "notes.txt", tmp_path / "missing"):
-        with pytest.raises(SettingsError, match=rf"--tokenizer: cannot load a tokenizer from "
-                           rf"'{tokenizer}'"):
+        with pytest.raises(
+            SettingsError,
+            match=rf"--tokenizer: cannot load a tokenizer from "
+            rf"'{tokenizer}'",
+        ):
             problem_runs.resolve_model_paths(str(checkpoint), str(tokenizer))
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"num_samples": 0}, r"--num_samples must be >= 1, got 0"),
-    ({"max_new_tokens": -1}, r"--max_new_tokens must be >= 1, got -1"),
-    ({"top_p": 0.0}, r"0 < --top_p <= 1"),
-    ({"chat_template": "alpaca"}, r"--chat_template: unknown 'alpaca'"),
-    ({"truncate_prompt": "right"}, r"--truncate_prompt: unknown 'right'"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"num_samples": 0}, r"--num_samples must be >= 1, got 0"),
+        ({"max_new_tokens": -1}, r"--max_new_tokens must be >= 1, got -1"),
+        ({"top_p": 0.0}, r"0 < --top_p <= 1"),
+        ({"chat_template": "alpaca"}, r"--chat_template: unknown 'alpaca'"),
+        ({"truncate_prompt": "right"}, r"--truncate_prompt: unknown 'right'"),
+    ],
+)
 def test_sampling_settings_are_checked(overrides, message):
-    settings = dict(prompt_template="r1", chat_template="chatml", num_samples=1, temperature=0.6,
-                    top_p=0.95, top_k=0, max_new_tokens=16, seed=0, truncate_prompt="none")
+    settings = dict(
+        prompt_template="r1",
+        chat_template="chatml",
+        num_samples=1,
+        temperature=0.6,
+        top_p=0.95,
+        top_k=0,
+        max_new_tokens=16,
+        seed=0,
+        truncate_prompt="none",
+    )
     problem_runs.check_sampling(SimpleNamespace(**settings))
     with pytest.raises(SettingsError, match=message):
         problem_runs.check_sampling(SimpleNamespace(**{**settings, **overrides}))
@@ -135,8 +158,11 @@ def test_sampling_settings_are_checked(overrides, message):
 
 def test_counts_name_the_flag_and_an_unset_limit_means_every_problem():
     problem_runs.check_at_least_one(limit=None, batch_size=1)
-    with pytest.raises(SettingsError, match=r"--limit must be >= 1 \(leave it unset for every "
-                                            r"problem\), got 0"):
+    with pytest.raises(
+        SettingsError,
+        match=r"--limit must be >= 1 \(leave it unset for every "
+        r"problem\), got 0",
+    ):
         problem_runs.check_at_least_one(limit=0)
     with pytest.raises(SettingsError, match=r"--batch_size must be >= 1, got 0"):
         problem_runs.check_at_least_one(limit=2, batch_size=0)

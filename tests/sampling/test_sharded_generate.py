@@ -15,10 +15,19 @@ def unsharded(hf_checkpoints):
     path = hf_checkpoints["qwen3"][1]
     config, params = models.load_hf_checkpoint(path)
     prompts = make_prompts(config.vocab_size, PROMPT_LENGTHS, seed=5)
-    greedy = sampling.generate(config, params, prompts, max_new_tokens=12, rng=jax.random.key(0),
-                               temperature=0.0)
-    sampled = sampling.generate(config, params, prompts, max_new_tokens=12,
-                                rng=jax.random.key(1), temperature=0.8, top_p=0.9, num_samples=2)
+    greedy = sampling.generate(
+        config, params, prompts, max_new_tokens=12, rng=jax.random.key(0), temperature=0.0
+    )
+    sampled = sampling.generate(
+        config,
+        params,
+        prompts,
+        max_new_tokens=12,
+        rng=jax.random.key(1),
+        temperature=0.8,
+        top_p=0.9,
+        num_samples=2,
+    )
     return path, prompts, greedy, sampled
 
 
@@ -28,13 +37,22 @@ def test_sharded_generation_equals_unsharded(mesh_shape, unsharded):
     mesh = parallel.make_mesh(mesh_shape)
     config, params = models.load_hf_checkpoint(path, mesh=mesh)
     assert models.mesh_of(params) is not None
-    got = sampling.generate(config, params, prompts, max_new_tokens=12, rng=jax.random.key(0),
-                            temperature=0.0)
+    got = sampling.generate(
+        config, params, prompts, max_new_tokens=12, rng=jax.random.key(0), temperature=0.0
+    )
     np.testing.assert_array_equal(got.tokens, greedy.tokens)
     np.testing.assert_allclose(got.logprobs, greedy.logprobs, atol=1e-5, rtol=0)
     # Per-row keys do not depend on sharding or batch padding: sampled rows match too.
-    got = sampling.generate(config, params, prompts, max_new_tokens=12, rng=jax.random.key(1),
-                            temperature=0.8, top_p=0.9, num_samples=2)
+    got = sampling.generate(
+        config,
+        params,
+        prompts,
+        max_new_tokens=12,
+        rng=jax.random.key(1),
+        temperature=0.8,
+        top_p=0.9,
+        num_samples=2,
+    )
     np.testing.assert_array_equal(got.tokens, sampled.tokens)
     np.testing.assert_allclose(got.logprobs, sampled.logprobs, atol=1e-5, rtol=0)
     np.testing.assert_allclose(got.sampling_logprobs, sampled.sampling_logprobs, atol=1e-5, rtol=0)
@@ -45,7 +63,14 @@ def test_sharded_early_exit_ignores_batch_padding_rows(unsharded):
     path, prompts, greedy, _ = unsharded
     config, params = models.load_hf_checkpoint(path, mesh=parallel.make_mesh((1, 8, 1)))
     stops = tuple(int(t) for t in greedy.tokens[:, 1])
-    got = sampling.generate(config, params, prompts, max_new_tokens=12, rng=jax.random.key(0),
-                            temperature=0.0, stop_tokens=stops)
+    got = sampling.generate(
+        config,
+        params,
+        prompts,
+        max_new_tokens=12,
+        rng=jax.random.key(0),
+        temperature=0.0,
+        stop_tokens=stops,
+    )
     assert (got.finish_reasons == "stop").all()
     assert got.decode_steps == got.lengths.max() <= 2

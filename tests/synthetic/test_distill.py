@@ -15,16 +15,25 @@ from reasonrl.rewards import GradeResult, extract_answer
 from reasonrl.sampling import run_store
 from reasonrl.synthetic import distill as distill_module
 from reasonrl.synthetic import distill_store
-from reasonrl.synthetic.distill import (DistillJob, DistillSettings, ProblemFileError,
-                                        SettingsError, distill, distill_batches,
-                                        load_problem_file, run_distill, select_records,
-                                        sft_prompt)
+from reasonrl.synthetic.distill import (
+    DistillJob,
+    DistillSettings,
+    ProblemFileError,
+    SettingsError,
+    distill,
+    distill_batches,
+    load_problem_file,
+    run_distill,
+    select_records,
+    sft_prompt,
+)
 from tests.synthetic.conftest import PROBLEMS, write_problems
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # 5 problems in batches of 2 (the last one short), 4 samples each, temperature 1.
-SETTINGS = DistillSettings(num_samples=4, temperature=1.0, max_new_tokens=16, batch_size=2,
-                           drop_truncated=False)
+SETTINGS = DistillSettings(
+    num_samples=4, temperature=1.0, max_new_tokens=16, batch_size=2, drop_truncated=False
+)
 
 
 def always_correct(completions, golds):
@@ -49,13 +58,13 @@ def test_records_are_the_injected_graders_correct_samples(teacher, sampled):
     records = list(distill(*teacher, PROBLEMS, SETTINGS, grader=even_length_correct))
     candidates = [c for outcome in sampled for c in outcome.candidates]
     expected = [(c.problem_id, c.sample) for c in candidates if len(c.completion) % 2 == 0]
-    assert 0 < len(expected) < len(candidates)          # the filter has something to do
+    assert 0 < len(expected) < len(candidates)  # the filter has something to do
     assert _ids(records) == expected
     by_key = {(c.problem_id, c.sample): c for c in candidates}
     problems = {problem.id: problem for problem in PROBLEMS}
     for record in records:
         candidate = by_key[record["id"], record["sample"]]
-        assert record["answer"] == "<think>\n" + candidate.completion   # r1's assistant prefix
+        assert record["answer"] == "<think>\n" + candidate.completion  # r1's assistant prefix
         assert record["question"] == sft_prompt(problems[record["id"]].problem, "r1")
         assert record["question"].startswith(problems[record["id"]].problem)
         assert record["num_tokens"] == candidate.num_tokens
@@ -79,7 +88,7 @@ def test_only_math_graded_correct_samples_are_kept(teacher, sampled):
     assert kept == [(c.problem_id, c.sample) for c in graded if c.correct]
     assert set(golds.items()) <= {(c.problem_id, c.answer) for c in graded if c.correct}
     rejected = [c for c in graded if c.answer is not None and not c.correct]
-    assert kept and rejected                             # both verdicts occur
+    assert kept and rejected  # both verdicts occur
 
 
 def test_drop_truncated_keeps_finished_samples_only(teacher, sampled):
@@ -87,8 +96,11 @@ def test_drop_truncated_keeps_finished_samples_only(teacher, sampled):
     candidates = [c for outcome in sampled for c in outcome.candidates]
     finished = [(c.problem_id, c.sample) for c in candidates if c.finish_reason == "stop"]
     assert 0 < len(finished) < len(candidates)
-    records = [record for outcome in sampled
-               for record in select_records(outcome.problems, outcome.candidates, settings)]
+    records = [
+        record
+        for outcome in sampled
+        for record in select_records(outcome.problems, outcome.candidates, settings)
+    ]
     assert _ids(records) == finished
 
 
@@ -103,22 +115,29 @@ def _expected_top(candidates, keep, key):
     return kept
 
 
-@pytest.mark.parametrize("select, key", [
-    ("shortest", lambda c: -c.num_tokens),
-    ("longest", lambda c: c.num_tokens),
-    ("scorer:tests.synthetic.scorers:character_count", lambda c: len(c.completion)),
-])
+@pytest.mark.parametrize(
+    "select, key",
+    [
+        ("shortest", lambda c: -c.num_tokens),
+        ("longest", lambda c: c.num_tokens),
+        ("scorer:tests.synthetic.scorers:character_count", lambda c: len(c.completion)),
+    ],
+)
 @pytest.mark.parametrize("keep", [1, 2])
 def test_selection_keeps_the_best_per_problem(sampled, select, key, keep):
     settings = dataclasses.replace(SETTINGS, select=select, keep_per_problem=keep)
     candidates = [c for outcome in sampled for c in outcome.candidates]
-    records = [record for outcome in sampled
-               for record in select_records(outcome.problems, outcome.candidates, settings)]
+    records = [
+        record
+        for outcome in sampled
+        for record in select_records(outcome.problems, outcome.candidates, settings)
+    ]
     assert _ids(records) == _expected_top(candidates, keep, key)
     assert len(records) == keep * len(PROBLEMS)
-    everything = _ids(r for o in sampled for r in select_records(o.problems, o.candidates,
-                                                                  SETTINGS))
-    assert len(everything) == len(candidates)            # --select=all keeps every sample
+    everything = _ids(
+        r for o in sampled for r in select_records(o.problems, o.candidates, SETTINGS)
+    )
+    assert len(everything) == len(candidates)  # --select=all keeps every sample
 
 
 def test_output_loads_through_the_sft_pipeline(teacher, sampled, tmp_path):
@@ -126,13 +145,24 @@ def test_output_loads_through_the_sft_pipeline(teacher, sampled, tmp_path):
     records = [record for outcome in sampled for record in outcome.records]
     path = tmp_path / "distilled.jsonl"
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
-    spec = {"source": {"type": "jsonl", "path": str(path)},
-            "task": {"type": "sft", "chat_template": "chatml", "prompt_field": "question",
-                     "response_field": "answer"},
-            "packing": {"type": "pad"}, "shuffle": False, "num_epochs": 1,
-            "drop_remainder": False}
-    batches = list(make_pipeline(spec, tokenizer, batch_size=4, seq_len=512, seed=0,
-                                 shard_index=0, shard_count=1))
+    spec = {
+        "source": {"type": "jsonl", "path": str(path)},
+        "task": {
+            "type": "sft",
+            "chat_template": "chatml",
+            "prompt_field": "question",
+            "response_field": "answer",
+        },
+        "packing": {"type": "pad"},
+        "shuffle": False,
+        "num_epochs": 1,
+        "drop_remainder": False,
+    }
+    batches = list(
+        make_pipeline(
+            spec, tokenizer, batch_size=4, seq_len=512, seed=0, shard_index=0, shard_count=1
+        )
+    )
     assert sum(int(batch["loss_mask"].sum()) > 0 for batch in batches) == len(batches)
     assert sum(int((batch["segment_ids"][:, 0] > 0).sum()) for batch in batches) == len(records)
 
@@ -140,17 +170,25 @@ def test_output_loads_through_the_sft_pipeline(teacher, sampled, tmp_path):
 # --------------------------------------------------------------------------- problems file
 
 
-@pytest.mark.parametrize("lines, message", [
-    (['{"problem": "1+1", "answer": "2"}', "{not json"], r"problems.jsonl:2: not a JSON line"),
-    (['{"problem": "1+1", "answer": 2}', "", '{"question": "x", "answer": "1"}'],
-     r"problems.jsonl:3: no field 'problem' \(it has \['answer', 'question'\]\); set "
-     r"--problem_field"),
-    (['{"problem": "1+1"}'], r"problems.jsonl:1: no field 'answer'"),
-    (['[1, 2]'], r"problems.jsonl:1: expected a JSON object, got list"),
-    (['{"problem": "", "answer": "1"}'], r"problems.jsonl:1: field 'problem' must be a non-emp"),
-    (['{"problem": "x", "answer": [1]}'], r"problems.jsonl:1: field 'answer' must be a string"),
-    ([""], r"problems.jsonl: no problems"),
-])
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (['{"problem": "1+1", "answer": "2"}', "{not json"], r"problems.jsonl:2: not a JSON line"),
+        (
+            ['{"problem": "1+1", "answer": 2}', "", '{"question": "x", "answer": "1"}'],
+            r"problems.jsonl:3: no field 'problem' \(it has \['answer', 'question'\]\); set "
+            r"--problem_field",
+        ),
+        (['{"problem": "1+1"}'], r"problems.jsonl:1: no field 'answer'"),
+        (["[1, 2]"], r"problems.jsonl:1: expected a JSON object, got list"),
+        (
+            ['{"problem": "", "answer": "1"}'],
+            r"problems.jsonl:1: field 'problem' must be a non-emp",
+        ),
+        (['{"problem": "x", "answer": [1]}'], r"problems.jsonl:1: field 'answer' must be a string"),
+        ([""], r"problems.jsonl: no problems"),
+    ],
+)
 def test_bad_problem_lines_name_file_and_line(tmp_path, lines, message):
     path = tmp_path / "problems.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -164,7 +202,9 @@ def test_problem_file_fields_and_ids(tmp_path):
     problems = load_problem_file(path, problem_field="q", answer_field="gold", id_field="key")
     assert [(p.id, p.problem, p.answer) for p in problems] == [("7", "1+1", "2"), ("b", "2+2", "4")]
     assert [p.id for p in load_problem_file(path, problem_field="q", answer_field="gold")] == [
-        "1", "3"]                                          # line numbers
+        "1",
+        "3",
+    ]  # line numbers
     path.write_text('{"q": "1", "gold": 1, "key": "a"}\n{"q": "2", "gold": 2, "key": "a"}\n')
     with pytest.raises(ProblemFileError, match=r"problems.jsonl:2: id 'a' repeats line 1"):
         load_problem_file(path, problem_field="q", answer_field="gold", id_field="key")
@@ -172,14 +212,17 @@ def test_problem_file_fields_and_ids(tmp_path):
         load_problem_file(tmp_path / "missing.jsonl")
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"batch_size": 0}, r"--batch_size must be >= 1"),
-    ({"response_field": "question"}, r"--prompt_field and --response_field must be two"),
-    ({"response_field": "id"}, r"not among \['id'"),
-    ({"prompt_template": "alpaca"}, r"--prompt_template: unknown 'alpaca'"),
-    ({"keep_per_problem": 0}, r"--keep_per_problem must be >= 1"),
-    ({"top_p": 0.0}, r"0 < --top_p <= 1; got 0.6, 0, 0.0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"batch_size": 0}, r"--batch_size must be >= 1"),
+        ({"response_field": "question"}, r"--prompt_field and --response_field must be two"),
+        ({"response_field": "id"}, r"not among \['id'"),
+        ({"prompt_template": "alpaca"}, r"--prompt_template: unknown 'alpaca'"),
+        ({"keep_per_problem": 0}, r"--keep_per_problem must be >= 1"),
+        ({"top_p": 0.0}, r"0 < --top_p <= 1; got 0.6, 0, 0.0"),
+    ],
+)
 def test_bad_settings(overrides, message):
     with pytest.raises(SettingsError, match=message):
         DistillSettings(**overrides)
@@ -198,9 +241,12 @@ def test_bad_jobs():
 
 
 def _job(teacher_dir, problems_path, **overrides):
-    return DistillJob(teacher=str(teacher_dir), tokenizer=str(teacher_dir),
-                      settings=dataclasses.replace(SETTINGS, **overrides),
-                      problems=str(problems_path))
+    return DistillJob(
+        teacher=str(teacher_dir),
+        tokenizer=str(teacher_dir),
+        settings=dataclasses.replace(SETTINGS, **overrides),
+        problems=str(problems_path),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +268,8 @@ def test_run_writes_records_state_and_summary(full_run):
     assert (summary["kept_records"], summary["problems_with_kept"]) == (20, 5)
     assert summary["correct_fraction"] == 1.0
     assert summary["mean_kept_tokens"] == pytest.approx(
-        sum(record["num_tokens"] for record in records) / 20)
+        sum(record["num_tokens"] for record in records) / 20
+    )
     assert summary["truncated"] == sum(record["num_tokens"] == 16 for record in records)
     assert len(distill_store.state_path(output).read_text().splitlines()) == 1 + 3  # 3 batches
 
@@ -231,8 +278,9 @@ def test_same_seed_same_bytes_other_seed_other_bytes(full_run, teacher_dir, tmp_
     problems, output = full_run
     run_distill(_job(teacher_dir, problems), tmp_path / "again.jsonl", grader=always_correct)
     assert (tmp_path / "again.jsonl").read_bytes() == output.read_bytes()
-    run_distill(_job(teacher_dir, problems, seed=1), tmp_path / "seed1.jsonl",
-                grader=always_correct)
+    run_distill(
+        _job(teacher_dir, problems, seed=1), tmp_path / "seed1.jsonl", grader=always_correct
+    )
     assert (tmp_path / "seed1.jsonl").read_bytes() != output.read_bytes()
 
 
@@ -243,14 +291,16 @@ def test_resume_after_partial_output_matches_uninterrupted_run(full_run, teacher
     header, first_batch, *_ = distill_store.state_path(output).read_text().splitlines(True)
     batch0_bytes = json.loads(first_batch)["output_bytes"]
     partial = tmp_path / "out.jsonl"
-    partial.write_bytes(expected[:batch0_bytes + 40])
+    partial.write_bytes(expected[: batch0_bytes + 40])
     distill_store.state_path(partial).write_text(header + first_batch + '{"batch": 1, "co')
     summary = run_distill(_job(teacher_dir, problems), partial, grader=always_correct)
     assert partial.read_bytes() == expected
-    assert distill_store.state_path(partial).read_text() == \
-        distill_store.state_path(output).read_text().replace(str(output), str(partial))
-    assert distill_store.summary_path(partial).read_text() == \
-        distill_store.summary_path(output).read_text().replace(str(output), str(partial))
+    assert distill_store.state_path(partial).read_text() == distill_store.state_path(
+        output
+    ).read_text().replace(str(output), str(partial))
+    assert distill_store.summary_path(partial).read_text() == distill_store.summary_path(
+        output
+    ).read_text().replace(str(output), str(partial))
     assert summary["kept_records"] == 20
 
 
@@ -275,18 +325,21 @@ def test_finished_run_is_not_regenerated(full_run, teacher_dir, tmp_path, monkey
 def test_other_settings_or_foreign_output_are_refused(full_run, teacher_dir, tmp_path):
     problems, output = full_run
     copy = _copy_run(output, tmp_path / "out.jsonl")
-    with pytest.raises(run_store.ConfigMismatchError,
-                       match=r"--temperature: stored 1.0, now 0.5"):
+    with pytest.raises(run_store.ConfigMismatchError, match=r"--temperature: stored 1.0, now 0.5"):
         run_distill(_job(teacher_dir, problems, temperature=0.5), copy)
     # The same problems path with other content (the state is edited to point at the copy).
     edited = write_problems(tmp_path / "edited.jsonl", PROBLEMS[:4])
     state = distill_store.state_path(copy)
     header, *entries = state.read_text().splitlines(True)
     config = json.loads(header)["config"]
-    state.write_text(json.dumps({"config": {**config, "problems": str(edited)}}) + "\n"
-                     + "".join(entries))
-    with pytest.raises(run_store.ConfigMismatchError, match=r"(?s)stored.*\n  "
-                       r"--problems_sha256: stored '[0-9a-f]{64}', now '[0-9a-f]{64}'$"):
+    state.write_text(
+        json.dumps({"config": {**config, "problems": str(edited)}}) + "\n" + "".join(entries)
+    )
+    with pytest.raises(
+        run_store.ConfigMismatchError,
+        match=r"(?s)stored.*\n  "
+        r"--problems_sha256: stored '[0-9a-f]{64}', now '[0-9a-f]{64}'$",
+    ):
         run_distill(_job(teacher_dir, edited), copy)
     assert copy.read_bytes() == output.read_bytes()
     foreign = tmp_path / "foreign.jsonl"
@@ -302,25 +355,44 @@ def test_other_settings_or_foreign_output_are_refused(full_run, teacher_dir, tmp
 def _env() -> dict:
     """One CPU device (not the session's 8 virtual ones) and the shared compile cache."""
     env = dict(os.environ)
-    env["XLA_FLAGS"] = " ".join(flag for flag in env.get("XLA_FLAGS", "").split()
-                                if "xla_force_host_platform_device_count" not in flag)
-    env["JAX_COMPILATION_CACHE_DIR"] = env.get("REASONRL_JAX_CACHE", os.path.join(
-        os.path.expanduser("~"), ".cache", "reasonrl", "jax"))
+    env["XLA_FLAGS"] = " ".join(
+        flag
+        for flag in env.get("XLA_FLAGS", "").split()
+        if "xla_force_host_platform_device_count" not in flag
+    )
+    env["JAX_COMPILATION_CACHE_DIR"] = env.get(
+        "REASONRL_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "reasonrl", "jax")
+    )
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     return env
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "reasonrl.synthetic.distill", *args],
-                          cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "reasonrl.synthetic.distill", *args],
+        cwd=REPO_ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_run_resume_and_refusal(teacher_dir, tmp_path):
     problems = write_problems(tmp_path / "problems.jsonl")
     output = tmp_path / "out" / "distilled.jsonl"
-    args = [f"--teacher={teacher_dir}", f"--problems={problems}", f"--output={output}",
-            "--limit=3", "--num_samples=2", "--max_new_tokens=16", "--batch_size=2",
-            "--temperature=1.0", "--select=longest", "--grader_workers=1"]
+    args = [
+        f"--teacher={teacher_dir}",
+        f"--problems={problems}",
+        f"--output={output}",
+        "--limit=3",
+        "--num_samples=2",
+        "--max_new_tokens=16",
+        "--batch_size=2",
+        "--temperature=1.0",
+        "--select=longest",
+        "--grader_workers=1",
+    ]
     result = _cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(distill_store.summary_path(output).read_text())
@@ -330,7 +402,7 @@ def test_cli_run_resume_and_refusal(teacher_dir, tmp_path):
     config = json.loads(distill_store.state_path(output).read_text().splitlines()[0])["config"]
     assert config["teacher"] == str(teacher_dir) and config["select"] == "longest"
     before = output.read_bytes()
-    assert _cli(*args).returncode == 0 and output.read_bytes() == before   # already complete
+    assert _cli(*args).returncode == 0 and output.read_bytes() == before  # already complete
     refused = _cli(*args, "--temperature=0.5")
     assert refused.returncode == 2
     assert "--temperature: stored 1.0, now 0.5" in refused.stderr
@@ -338,13 +410,16 @@ def test_cli_run_resume_and_refusal(teacher_dir, tmp_path):
 
 
 # One case per kind of failure (each starts a Python process); the library tests cover the rest.
-@pytest.mark.parametrize("extra, message", [
-    (["--problems={bad}"], "{bad}:2: not a JSON line"),
-    (["--benchmark=math500", "--problems={bad}"], "give exactly one of --problems and --bench"),
-    (["--problems={bad}", "--teacher={bad}.d"], "--teacher '{bad}.d' does not exist"),
-    (["--problems={bad}", "--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
-    (["--problems={bad}", "--num_samples=many"], "flags: "),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--problems={bad}"], "{bad}:2: not a JSON line"),
+        (["--benchmark=math500", "--problems={bad}"], "give exactly one of --problems and --bench"),
+        (["--problems={bad}", "--teacher={bad}.d"], "--teacher '{bad}.d' does not exist"),
+        (["--problems={bad}", "--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
+        (["--problems={bad}", "--num_samples=many"], "flags: "),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(teacher_dir, tmp_path, extra, message):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem": "1+1", "answer": "2"}\nnot json\n')

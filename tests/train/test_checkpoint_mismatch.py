@@ -16,8 +16,9 @@ def _state(width: int = 8, dtype=jnp.float32, extra: bool = False):
 
 
 def _abstract(state):
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding),
-                        state)
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), state
+    )
 
 
 def _checkpointer(directory) -> Checkpointer:
@@ -32,19 +33,25 @@ def _saved(directory, steps=(3, 6)) -> None:
 
 
 def _truncate(step_dir) -> None:
-    files = [f for f in step_dir.rglob("*") if f.is_file() and f.stat().st_size > 0
-             and "state" in f.parts]
+    files = [
+        f
+        for f in step_dir.rglob("*")
+        if f.is_file() and f.stat().st_size > 0 and "state" in f.parts
+    ]
     assert files
     for file in files:
         with open(file, "r+b") as handle:
             handle.truncate(file.stat().st_size // 2)
 
 
-@pytest.mark.parametrize("new_state, expected", [
-    (_state(width=16), r"params\.w: \(4, 8\) float32 → \(4, 16\) float32"),
-    (_state(dtype=jnp.bfloat16), r"params\.w: \(4, 8\) float32 → \(4, 8\) bfloat16"),
-    (_state(extra=True), r"params\.b: absent → \(8,\) float32"),
-])
+@pytest.mark.parametrize(
+    "new_state, expected",
+    [
+        (_state(width=16), r"params\.w: \(4, 8\) float32 → \(4, 16\) float32"),
+        (_state(dtype=jnp.bfloat16), r"params\.w: \(4, 8\) float32 → \(4, 8\) bfloat16"),
+        (_state(extra=True), r"params\.b: absent → \(8,\) float32"),
+    ],
+)
 def test_another_model_shape_is_refused_by_name(tmp_path, capsys, new_state, expected):
     _saved(tmp_path)
     checkpointer = _checkpointer(tmp_path)

@@ -78,14 +78,23 @@ def test_finished_results_carry_fingerprints_and_are_reused(tiny_corpus, workdir
     assert not (workdir / LOCK_FILE).exists()
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (lambda config, tokenizer: config.stages.pretrain.optimizer.update(learning_rate=0.02),
-     r"stages\.pretrain: config\.optimizer\.learning_rate 0\.01 → 0\.02"),
-    (lambda config, tokenizer: config.tokenizer.update(train_on="", path=str(tokenizer)),
-     r"stages\.pretrain: tokenizer\.sha256 \w{12}… → \w{12}…"),
-    (lambda config, tokenizer: config.stages.pretrain.model.overrides.update(hidden_size=48),
-     r"stages\.pretrain: config\.model\.overrides\.hidden_size 32 → 48"),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (
+            lambda config, tokenizer: config.stages.pretrain.optimizer.update(learning_rate=0.02),
+            r"stages\.pretrain: config\.optimizer\.learning_rate 0\.01 → 0\.02",
+        ),
+        (
+            lambda config, tokenizer: config.tokenizer.update(train_on="", path=str(tokenizer)),
+            r"stages\.pretrain: tokenizer\.sha256 \w{12}… → \w{12}…",
+        ),
+        (
+            lambda config, tokenizer: config.stages.pretrain.model.overrides.update(hidden_size=48),
+            r"stages\.pretrain: config\.model\.overrides\.hidden_size 32 → 48",
+        ),
+    ],
+)
 def test_changed_inputs_refuse_naming_each_field(tiny_corpus, workdir, edit, expected):
     corpus, tokenizer = tiny_corpus
     config = _job(corpus)
@@ -105,14 +114,15 @@ def test_edited_data_file_refuses(tiny_corpus, tmp_path):
     run_job(config, tmp_path / "workdir")
     with open(corpus, "a") as file:
         file.write("\n\nOne more document.\n")
-    with pytest.raises(FingerprintMismatchError,
-                       match=r"inputs\.data\.source\.path\.sha256 .*; inputs\.data\.source\.path"
-                             r"\.size \d+ → \d+"):
+    with pytest.raises(
+        FingerprintMismatchError,
+        match=r"inputs\.data\.source\.path\.sha256 .*; inputs\.data\.source\.path"
+        r"\.size \d+ → \d+",
+    ):
         run_job(config, tmp_path / "workdir")
 
 
-def test_another_recipe_on_a_workdir_refuses_before_anything_trains(tiny_corpus, workdir,
-                                                                    tmp_path):
+def test_another_recipe_on_a_workdir_refuses_before_anything_trains(tiny_corpus, workdir, tmp_path):
     """`python -m reasonrl.main --config=configs/grpo.py --workdir=<the demo's workdir>` used to
     run RL on the demo's model with the demo's tokenizer. Here: another tokenizer corpus and
     vocabulary, a changed first stage and a new stage starting from it."""
@@ -132,8 +142,7 @@ def test_another_recipe_on_a_workdir_refuses_before_anything_trains(tiny_corpus,
     assert read_fingerprint(workdir / "tokenizer")["vocab_size"] == 384
 
 
-def test_reuse_changed_keeps_results_and_records_the_new_fingerprint(tiny_corpus, workdir,
-                                                                      capsys):
+def test_reuse_changed_keeps_results_and_records_the_new_fingerprint(tiny_corpus, workdir, capsys):
     config = _job(tiny_corpus[0])
     config.stages.pretrain.optimizer.learning_rate = 0.02
     result = run_job(config, workdir, reuse_changed=True)
@@ -144,8 +153,7 @@ def test_reuse_changed_keeps_results_and_records_the_new_fingerprint(tiny_corpus
     run_job(config, workdir)  # recorded: no longer a difference
 
 
-def test_results_of_an_older_version_get_a_fingerprint_with_a_warning(tiny_corpus, workdir,
-                                                                      capsys):
+def test_results_of_an_older_version_get_a_fingerprint_with_a_warning(tiny_corpus, workdir, capsys):
     stored = {name: read_fingerprint(workdir / name) for name in ("tokenizer", "pretrain")}
     for name in stored:
         (workdir / name / "fingerprint.json").unlink()
@@ -155,8 +163,9 @@ def test_results_of_an_older_version_get_a_fingerprint_with_a_warning(tiny_corpu
     assert {name: read_fingerprint(workdir / name) for name in stored} == stored
 
 
-def test_interrupted_stage_of_another_model_is_refused_even_with_reuse_changed(tiny_corpus,
-                                                                               workdir):
+def test_interrupted_stage_of_another_model_is_refused_even_with_reuse_changed(
+    tiny_corpus, workdir
+):
     for done in ("DONE.json", "export"):  # as if killed after its last checkpoint
         path = workdir / "pretrain" / done
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -164,8 +173,10 @@ def test_interrupted_stage_of_another_model_is_refused_even_with_reuse_changed(t
     config.stages.pretrain.model.overrides.hidden_size = 48
     with pytest.raises(FingerprintMismatchError, match=r"hidden_size 32 → 48"):
         run_job(config, workdir)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r"params\.embedding: \(\d+, 32\) float32 → \(\d+, 48\) float32"):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"params\.embedding: \(\d+, 32\) float32 → \(\d+, 48\) float32",
+    ):
         run_job(config, workdir, reuse_changed=True)
     assert sorted(p.name for p in (workdir / "pretrain" / "checkpoints").iterdir()) == ["2"]
 
@@ -175,20 +186,26 @@ def test_main_reports_a_changed_workdir_in_one_line(tiny_corpus, tmp_path):
     config = tiny_job.get_config(f"{corpus},{tokenizer}")
     config.stages.pretrain.train.update(TRAIN)
     run_job(config, tmp_path)
-    command = [sys.executable, "-m", "reasonrl.main",
-               f"--config={REPO / 'tests/train/tiny_job.py'}:{corpus},{tokenizer}",
-               f"--workdir={tmp_path}", "--config.stages.pretrain.train.steps=2",
-               "--config.stages.pretrain.train.checkpoint_every=2",
-               "--config.stages.pretrain.train.async_checkpointing=False",
-               "--config.stages.pretrain.optimizer.learning_rate=0.02"]
+    command = [
+        sys.executable,
+        "-m",
+        "reasonrl.main",
+        f"--config={REPO / 'tests/train/tiny_job.py'}:{corpus},{tokenizer}",
+        f"--workdir={tmp_path}",
+        "--config.stages.pretrain.train.steps=2",
+        "--config.stages.pretrain.train.checkpoint_every=2",
+        "--config.stages.pretrain.train.async_checkpointing=False",
+        "--config.stages.pretrain.optimizer.learning_rate=0.02",
+    ]
     refused = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2, refused.stderr[-3000:]
     assert f"error: {tmp_path} holds results made from other inputs" in refused.stderr
     assert "stages.pretrain: config.optimizer.learning_rate 0.01 → 0.02" in refused.stderr
     assert "Traceback" not in refused.stderr
 
-    reused = subprocess.run(command + ["--reuse_changed"], env=_env(), capture_output=True,
-                            text=True, timeout=300)
+    reused = subprocess.run(
+        command + ["--reuse_changed"], env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert reused.returncode == 0, reused.stderr[-3000:]
     assert "(finished earlier)" in reused.stdout
 
@@ -206,38 +223,65 @@ with lock_workdir(sys.argv[1]):
 
 def test_second_job_on_a_workdir_refuses_naming_the_holder(tiny_corpus, tmp_path):
     corpus, tokenizer = tiny_corpus
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path)], env=_env(),
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         second = subprocess.run(
-            [sys.executable, "-m", "reasonrl.main",
-             f"--config={REPO / 'tests/train/tiny_job.py'}:{corpus},{tokenizer}",
-             f"--workdir={tmp_path}"], env=_env(), capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "reasonrl.main",
+                f"--config={REPO / 'tests/train/tiny_job.py'}:{corpus},{tokenizer}",
+                f"--workdir={tmp_path}",
+            ],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         holder.kill()
         holder.wait()
     assert second.returncode == 2, second.stderr[-3000:]
-    assert (f"error: {tmp_path} is in use by another run (host {socket.gethostname()}, "
-            f"pid {holder.pid}, started ") in second.stderr
+    assert (
+        f"error: {tmp_path} is in use by another run (host {socket.gethostname()}, "
+        f"pid {holder.pid}, started "
+    ) in second.stderr
     assert "Traceback" not in second.stderr
     assert not (tmp_path / "pretrain").exists()
 
 
 def test_a_live_lock_refuses_and_a_stale_one_is_taken_over(tiny_corpus, workdir, capsys):
     config = _job(tiny_corpus[0])
-    with DirectoryLock(workdir), pytest.raises(DirectoryLockedError,
-                                               match=f"pid {os.getpid()}, started "):
+    with (
+        DirectoryLock(workdir),
+        pytest.raises(DirectoryLockedError, match=f"pid {os.getpid()}, started "),
+    ):
         run_job(config, workdir)
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    (workdir / LOCK_FILE).write_text(json.dumps(dict(
-        host=socket.gethostname(), pid=gone.pid, process_start=None, started="yesterday",
-        command="python -m reasonrl.main (killed)")))
+    (workdir / LOCK_FILE).write_text(
+        json.dumps(
+            dict(
+                host=socket.gethostname(),
+                pid=gone.pid,
+                process_start=None,
+                started="yesterday",
+                command="python -m reasonrl.main (killed)",
+            )
+        )
+    )
     run_job(config, workdir)
-    assert f"taking over the lock of a run that is gone (host {socket.gethostname()}, " \
-           f"pid {gone.pid}" in capsys.readouterr().err
+    assert (
+        f"taking over the lock of a run that is gone (host {socket.gethostname()}, "
+        f"pid {gone.pid}" in capsys.readouterr().err
+    )
     assert not (workdir / LOCK_FILE).exists()
 
 

@@ -9,8 +9,15 @@ import pytest
 
 from reasonrl import models
 from reasonrl.objectives import ModelContext, get_objective
-from reasonrl.train import (StepConfig, TrainState, make_optimizer, make_schedule,
-                            make_train_step, stage_config, weight_decay_mask)
+from reasonrl.train import (
+    StepConfig,
+    TrainState,
+    make_optimizer,
+    make_schedule,
+    make_train_step,
+    stage_config,
+    weight_decay_mask,
+)
 from tests.train.stages import TINY_MODEL
 
 
@@ -21,8 +28,10 @@ def _optimizer_config(**changes):
     return cfg
 
 
-@pytest.mark.parametrize("schedule, at_60, at_110", [
-    ("cosine", 0.1 + 0.9 * 0.5, 0.1), ("linear", 0.55, 0.1), ("constant", 1.0, 1.0)])
+@pytest.mark.parametrize(
+    "schedule, at_60, at_110",
+    [("cosine", 0.1 + 0.9 * 0.5, 0.1), ("linear", 0.55, 0.1), ("constant", 1.0, 1.0)],
+)
 def test_schedules_warm_up_then_decay(schedule, at_60, at_110):
     fn = make_schedule(_optimizer_config(schedule=schedule))
     np.testing.assert_allclose([fn(0), fn(5), fn(10)], [0.0, 0.5, 1.0], atol=1e-6)
@@ -41,8 +50,9 @@ def test_weight_decay_only_on_matrices():
 
 def test_decay_mask_is_applied_by_the_optimizer():
     params = {"kernel": jnp.ones((2, 2)), "norm": {"scale": jnp.ones((2,))}}
-    tx, _ = make_optimizer(_optimizer_config(weight_decay=0.5, schedule="constant",
-                                             warmup_steps=0, clip_norm=0.0))
+    tx, _ = make_optimizer(
+        _optimizer_config(weight_decay=0.5, schedule="constant", warmup_steps=0, clip_norm=0.0)
+    )
     zero_grads = jax.tree.map(jnp.zeros_like, params)
     updates, _ = tx.update(zero_grads, tx.init(params), params)
     assert float(updates["kernel"][0, 0]) == pytest.approx(-0.5)  # lr * wd * param
@@ -55,15 +65,25 @@ def test_bf16_compute_keeps_fp32_master_params_and_learns():
     params = models.init_params(config, jax.random.key(0))
     state = TrainState.create(params, tx, jax.random.key(0))
     objective = get_objective("next_token")
-    step = jax.jit(make_train_step(objective.fn, ml_collections.FrozenConfigDict(objective.defaults),
-                                   ModelContext(config), tx, optax.constant_schedule(3e-3),
-                                   StepConfig()))
+    step = jax.jit(
+        make_train_step(
+            objective.fn,
+            ml_collections.FrozenConfigDict(objective.defaults),
+            ModelContext(config),
+            tx,
+            optax.constant_schedule(3e-3),
+            StepConfig(),
+        )
+    )
     rng = np.random.RandomState(0)
     tokens = np.tile(rng.randint(0, 64, (1, 32)), (4, 1)).astype(np.int32)  # memorisable
-    batch = dict(tokens=tokens, targets=np.roll(tokens, -1, axis=1),
-                 loss_mask=np.ones((4, 32), np.float32),
-                 positions=np.tile(np.arange(32), (4, 1)).astype(np.int32),
-                 segment_ids=np.ones((4, 32), np.int32))
+    batch = dict(
+        tokens=tokens,
+        targets=np.roll(tokens, -1, axis=1),
+        loss_mask=np.ones((4, 32), np.float32),
+        positions=np.tile(np.arange(32), (4, 1)).astype(np.int32),
+        segment_ids=np.ones((4, 32), np.int32),
+    )
     losses = []
     for _ in range(30):
         state, metrics = step(state, batch)

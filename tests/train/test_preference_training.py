@@ -21,11 +21,16 @@ from reasonrl import data as data_lib
 from reasonrl import models
 from reasonrl.objectives import ModelContext
 from reasonrl.objectives.dpo import reference_logprobs
-from reasonrl.objectives.reward_model import (REWARD_HEAD_FILE, init_reward_head,
-                                              load_reward_model, reward_scores)
+from reasonrl.objectives.reward_model import (
+    REWARD_HEAD_FILE,
+    init_reward_head,
+    load_reward_model,
+    reward_scores,
+)
 from reasonrl.parallel import batch_sharding, make_mesh
 from reasonrl.paths import asset
-from reasonrl.train import run_supervised_stage as run_stage, stage_config
+from reasonrl.train import run_supervised_stage as run_stage
+from reasonrl.train import stage_config
 from reasonrl.train.checkpointing import Checkpointer
 from reasonrl.train.engine import build_stage, global_batch
 from tests.train.stages import TINY_MODEL
@@ -43,15 +48,19 @@ SEQ_LEN = 32
 def addition_tokenizer(tmp_path_factory):
     """(tokenizer, .model path) trained on the synthetic addition corpus."""
     directory = tmp_path_factory.mktemp("addition_tok")
-    path = data_lib.train_sentencepiece(str(asset(*ADDITION, "corpus.txt")), str(directory),
-                                        vocab_size=278, num_threads=1)
+    path = data_lib.train_sentencepiece(
+        str(asset(*ADDITION, "corpus.txt")), str(directory), vocab_size=278, num_threads=1
+    )
     return data_lib.load_tokenizer(path), path
 
 
 def _preferences(name: str, shuffle: bool = True) -> dict:
-    return dict(source=dict(type="jsonl", path=str(asset(*ADDITION, name))),
-                task=dict(type="preference", chat_template="chatml"),
-                shuffle=shuffle, read_threads=0)
+    return dict(
+        source=dict(type="jsonl", path=str(asset(*ADDITION, name))),
+        task=dict(type="preference", chat_template="chatml"),
+        shuffle=shuffle,
+        read_threads=0,
+    )
 
 
 def _preference_stage(objective: str, **train) -> ml_collections.ConfigDict:
@@ -61,8 +70,16 @@ def _preference_stage(objective: str, **train) -> ml_collections.ConfigDict:
     stage.eval_data = _preferences("preferences_test.jsonl", shuffle=False)
     stage.objective.name = objective
     stage.optimizer.update(learning_rate=1e-2, warmup_steps=1, weight_decay=0.0)
-    stage.train.update(steps=6, batch_size=8, seq_len=SEQ_LEN, log_every=1, checkpoint_every=2,
-                       eval_every=3, eval_batches=1, async_checkpointing=False)
+    stage.train.update(
+        steps=6,
+        batch_size=8,
+        seq_len=SEQ_LEN,
+        log_every=1,
+        checkpoint_every=2,
+        eval_every=3,
+        eval_batches=1,
+        async_checkpointing=False,
+    )
     stage.train.update(**train)
     return stage
 
@@ -78,8 +95,13 @@ def _by_step(records: list[dict], key: str) -> dict[int, float]:
 
 def _final_state(stage, workdir: Path, tokenizer, exports=None):
     """The stage's final train state, restored from its newest checkpoint."""
-    setup = build_stage(stage, make_mesh(stage.mesh.to_dict()), tokenizer, exports or {},
-                        total_updates=stage.train.steps)
+    setup = build_stage(
+        stage,
+        make_mesh(stage.mesh.to_dict()),
+        tokenizer,
+        exports or {},
+        total_updates=stage.train.steps,
+    )
     checkpointer = Checkpointer(workdir / "checkpoints", save_every=1, keep=5, async_save=False)
     try:
         step, state, _ = checkpointer.restore_latest(setup.abstract_state)
@@ -90,31 +112,38 @@ def _final_state(stage, workdir: Path, tokenizer, exports=None):
 
 def _first_batch(stage, tokenizer) -> dict:
     """The first global batch of the stage's training data, as numpy."""
-    return next(data_lib.make_pipeline(stage.data, tokenizer, batch_size=stage.train.batch_size,
-                                       seq_len=stage.train.seq_len, seed=stage.train.seed))
+    return next(
+        data_lib.make_pipeline(
+            stage.data,
+            tokenizer,
+            batch_size=stage.train.batch_size,
+            seq_len=stage.train.seq_len,
+            seed=stage.train.seed,
+        )
+    )
 
 
 def _source_checkpoint(directory: Path, tokenizer, seed: int = 7) -> Path:
     """An HF checkpoint of a random tiny model: a model source the test can read back."""
     config = models.get_preset("tiny-qwen3", vocab_size=tokenizer.vocab_size, **TINY_MODEL)
-    return models.save_hf_checkpoint(config, models.init_params(config, jax.random.key(seed)),
-                                     directory)
+    return models.save_hf_checkpoint(
+        config, models.init_params(config, jax.random.key(seed)), directory
+    )
 
 
 def _sides(batch: dict, side: str) -> dict:
-    return {k: batch[f"{side}_{k}"] for k in ("tokens", "positions", "segment_ids",
-                                                "last_index")}
+    return {k: batch[f"{side}_{k}"] for k in ("tokens", "positions", "segment_ids", "last_index")}
 
 
 @pytest.fixture(scope="module")
 def source_checkpoint(addition_tokenizer, tmp_path_factory) -> Path:
     """An earlier stage's export (an HF checkpoint of a random tiny model)."""
-    return _source_checkpoint(tmp_path_factory.mktemp("source") / "export",
-                              addition_tokenizer[0])
+    return _source_checkpoint(tmp_path_factory.mktemp("source") / "export", addition_tokenizer[0])
 
 
-def test_reward_model_stage_exports_a_model_that_reloads(addition_tokenizer, source_checkpoint,
-                                                         tmp_path):
+def test_reward_model_stage_exports_a_model_that_reloads(
+    addition_tokenizer, source_checkpoint, tmp_path
+):
     tokenizer, _ = addition_tokenizer
     rm = _preference_stage("reward_model", steps=4, eval_every=2)
     rm.model.init_from = "sft"
@@ -140,22 +169,26 @@ def test_reward_model_stage_exports_a_model_that_reloads(addition_tokenizer, sou
     from_export = np.asarray(score(loaded, _sides(batch, "chosen")))
     trained = np.asarray(score(jax.device_get(state.params), _sides(batch, "chosen")))
     np.testing.assert_allclose(from_export, trained, rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(loaded["reward_head"]["kernel"]),
-                                  np.asarray(state.params["reward_head"]["kernel"]))
+    np.testing.assert_array_equal(
+        np.asarray(loaded["reward_head"]["kernel"]),
+        np.asarray(state.params["reward_head"]["kernel"]),
+    )
     initial_head = init_reward_head(model_config, jax.random.fold_in(jax.random.key(0), 2))
-    assert not np.allclose(np.asarray(loaded["reward_head"]["kernel"]),
-                           np.asarray(initial_head["kernel"]))  # the head was trained
+    assert not np.allclose(
+        np.asarray(loaded["reward_head"]["kernel"]), np.asarray(initial_head["kernel"])
+    )  # the head was trained
     # The exported decoder is a plain HF checkpoint; a non-RM export is refused clearly.
     assert models.load_hf_checkpoint(export)[0] == model_config
     _, source_params = models.load_hf_checkpoint(source_checkpoint)
-    assert any(not np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(
-        jax.tree.leaves(source_params), jax.tree.leaves(loaded["model"])))  # decoder trained too
+    assert any(
+        not np.array_equal(np.asarray(x), np.asarray(y))
+        for x, y in zip(jax.tree.leaves(source_params), jax.tree.leaves(loaded["model"]))
+    )  # decoder trained too
     with pytest.raises(FileNotFoundError, match="not a reward model export"):
         load_reward_model(source_checkpoint)
 
 
-def test_dpo_reference_logprobs_come_from_the_model_source(addition_tokenizer,
-                                                           source_checkpoint):
+def test_dpo_reference_logprobs_come_from_the_model_source(addition_tokenizer, source_checkpoint):
     tokenizer, _ = addition_tokenizer
     stage = _preference_stage("dpo")
     stage.model.hf_checkpoint = str(source_checkpoint)
@@ -167,7 +200,8 @@ def test_dpo_reference_logprobs_come_from_the_model_source(addition_tokenizer,
 
     config, source_params = models.load_hf_checkpoint(source_checkpoint)
     expected = jax.jit(lambda p, b: reference_logprobs(ModelContext(config), p, b))(
-        source_params, local)
+        source_params, local
+    )
     for key in ("ref_chosen_logps", "ref_rejected_logps"):
         got = np.asarray(batch[key])
         assert got.shape == (8,) and (got < 0).all()
@@ -176,8 +210,9 @@ def test_dpo_reference_logprobs_come_from_the_model_source(addition_tokenizer,
     assert len(np.unique(np.round(np.asarray(batch["ref_chosen_logps"]), 4))) > 1
 
 
-def test_dpo_stage_starts_at_log2_and_resumes_bit_for_bit(addition_tokenizer, source_checkpoint,
-                                                          tmp_path):
+def test_dpo_stage_starts_at_log2_and_resumes_bit_for_bit(
+    addition_tokenizer, source_checkpoint, tmp_path
+):
     tokenizer, _ = addition_tokenizer
     stage = _preference_stage("dpo")
     stage.model.hf_checkpoint = str(source_checkpoint)
@@ -199,8 +234,10 @@ def test_dpo_stage_starts_at_log2_and_resumes_bit_for_bit(addition_tokenizer, so
     resumed_records = _records(tmp_path / "resumed")
     for key in ("train/loss", "train/reward_margin", "eval/reward_margin"):
         assert _by_step(resumed_records, key) == _by_step(records, key), key
-    for x, y in zip(jax.tree.leaves(models.load_hf_checkpoint(resumed.export_dir)[1]),
-                    jax.tree.leaves(models.load_hf_checkpoint(reference.export_dir)[1])):
+    for x, y in zip(
+        jax.tree.leaves(models.load_hf_checkpoint(resumed.export_dir)[1]),
+        jax.tree.leaves(models.load_hf_checkpoint(reference.export_dir)[1]),
+    ):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
@@ -218,10 +255,19 @@ def _run_recipe(name: str, workdir: Path) -> float:
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("XLA_FLAGS", None)  # one CPU device, as `python -m reasonrl.main` runs for a user
     start = time.time()
-    process = subprocess.run([sys.executable, "-m", "reasonrl.main",
-                              f"--config={REPO / 'configs' / f'{name}.py'}",
-                              f"--workdir={workdir}"], env=env, capture_output=True, text=True,
-                             timeout=1200)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reasonrl.main",
+            f"--config={REPO / 'configs' / f'{name}.py'}",
+            f"--workdir={workdir}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert process.returncode == 0, process.stderr[-3000:]
     return time.time() - start
 
@@ -230,8 +276,10 @@ def _run_recipe(name: str, workdir: Path) -> float:
 def test_recipes_learn(tmp_path):
     # When both recipes share their tokenizer and SFT stage, the DPO recipe runs in the reward
     # model's workdir and reuses them (finished stages are skipped).
-    shared = (_load_recipe("reward_model").stages.sft.to_dict()
-              == _load_recipe("dpo").stages.sft.to_dict())
+    shared = (
+        _load_recipe("reward_model").stages.sft.to_dict()
+        == _load_recipe("dpo").stages.sft.to_dict()
+    )
     _run_recipe("reward_model", tmp_path / "rm")
     _run_recipe("dpo", tmp_path / ("rm" if shared else "dpo"))
 

@@ -22,9 +22,10 @@ GSM8K_JSONL = str(asset("corpus", "gsm8k_train.jsonl"))
 def sft_stage(path=GSM8K_JSONL, **task):
     stage = stage_config()
     stage.model.init_from = "pretrain"
-    stage.data = dict(source=dict(type="jsonl", path=str(path)),
-                      task=dict(type="sft", prompt_field="question", response_field="answer",
-                                **task))
+    stage.data = dict(
+        source=dict(type="jsonl", path=str(path)),
+        task=dict(type="sft", prompt_field="question", response_field="answer", **task),
+    )
     stage.objective.name = "sft"
     stage.train.update(steps=4, batch_size=8, seq_len=64)
     return stage
@@ -73,28 +74,38 @@ def test_valid_jobs_pass(job, tokenizer):
 
 def test_bad_path_of_the_second_stage(job, tokenizer, tmp_path):
     job.stages.sft.data.source.path = str(tmp_path / "missing.jsonl")
-    with pytest.raises(JobConfigError, match=rf"^stages\.sft\.data\.source\.path: file not "
-                                             rf"found: '{tmp_path}/missing\.jsonl' \(in "
-                                             rf"configs/x\.py\)$"):
+    with pytest.raises(
+        JobConfigError,
+        match=rf"^stages\.sft\.data\.source\.path: file not "
+        rf"found: '{tmp_path}/missing\.jsonl' \(in "
+        rf"configs/x\.py\)$",
+    ):
         check_job_inputs(job, tokenizer, config_file=CONFIG_FILE)
 
 
 def test_missing_field_in_the_second_stage(job, tokenizer):
     job.stages.sft.data.task.response_field = "solution"
-    with pytest.raises(JobConfigError, match=rf"^stages\.sft\.data: {GSM8K_JSONL}:1: record "
-                                             r"has no field 'solution' \(it has \['answer', "
-                                             r"'question'\]\); set stages\.sft\.data\.task\."
-                                             r"response_field \(in configs/x\.py\)$"):
+    with pytest.raises(
+        JobConfigError,
+        match=rf"^stages\.sft\.data: {GSM8K_JSONL}:1: record "
+        r"has no field 'solution' \(it has \['answer', "
+        r"'question'\]\); set stages\.sft\.data\.task\."
+        r"response_field \(in configs/x\.py\)$",
+    ):
         check_job_inputs(job, tokenizer, config_file=CONFIG_FILE)
 
 
 def test_eval_data_is_checked_too(job, tokenizer, tmp_path):
     bad = tmp_path / "eval.jsonl"
     bad.write_text(json.dumps({"question": "1+1="}) + "\n")
-    job.stages.sft.eval_data = dict(job.stages.sft.data.to_dict(), source=dict(
-        type="jsonl", path=str(bad)))
-    with pytest.raises(JobConfigError, match=rf"^stages\.sft\.eval_data: {bad}:1: record has "
-                                             r"no field 'answer'"):
+    job.stages.sft.eval_data = dict(
+        job.stages.sft.data.to_dict(), source=dict(type="jsonl", path=str(bad))
+    )
+    with pytest.raises(
+        JobConfigError,
+        match=rf"^stages\.sft\.eval_data: {bad}:1: record has "
+        r"no field 'answer'",
+    ):
         check_job_inputs(job, tokenizer)
 
 
@@ -102,15 +113,20 @@ def test_empty_data_file(job, tokenizer, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     job.stages.sft.data.source.path = str(empty)
-    with pytest.raises(JobConfigError, match=rf"^stages\.sft\.data\.source\.path: file is empty: "
-                                             rf"'{empty}'"):
+    with pytest.raises(
+        JobConfigError,
+        match=rf"^stages\.sft\.data\.source\.path: file is empty: "
+        rf"'{empty}'",
+    ):
         check_job_inputs(job, tokenizer)
 
 
 def test_malformed_line_of_a_later_stage(job, tokenizer, tmp_path):
     broken = tmp_path / "broken.jsonl"
-    broken.write_text("".join([json.dumps({"question": "1+1=", "answer": "2"}) + "\n"] * 30)
-                      + '{"question": "1+1=", "answer": \n')
+    broken.write_text(
+        "".join([json.dumps({"question": "1+1=", "answer": "2"}) + "\n"] * 30)
+        + '{"question": "1+1=", "answer": \n'
+    )
     job.stages.sft.data.source.path = str(broken)
     with pytest.raises(JobConfigError, match=rf"^stages\.sft\.data: {broken}:31: malformed JSON"):
         check_job_inputs(job, tokenizer)
@@ -136,21 +152,28 @@ def _tokenizer_without_chat_tokens(tokenizer):
 def test_rl_stage_prompt_and_answer_fields(job, tokenizer):
     job.stages.rl = rl_stage()
     job.stages.rl.rl.answer_field = "gold"
-    with pytest.raises(JobConfigError, match=rf"^stages\.rl\.data: {GSM8K_JSONL}:1: record has "
-                                             r"no field 'gold' .*set stages\.rl\.rl\."
-                                             r"answer_field"):
+    with pytest.raises(
+        JobConfigError,
+        match=rf"^stages\.rl\.data: {GSM8K_JSONL}:1: record has "
+        r"no field 'gold' .*set stages\.rl\.rl\."
+        r"answer_field",
+    ):
         check_job_inputs(job, tokenizer)
 
 
-@pytest.mark.parametrize("vocab_size, note", [
-    (64, ""), (3, r" \(special ids beyond the model's: pad=3\)")])  # sentencepiece: pad=3
+@pytest.mark.parametrize(
+    "vocab_size, note", [(64, ""), (3, r" \(special ids beyond the model's: pad=3\)")]
+)  # sentencepiece: pad=3
 def test_preset_vocabulary_smaller_than_the_tokenizer(job, tokenizer, vocab_size, note):
     job.stages.pretrain.model.vocab_from_tokenizer = False
     job.stages.pretrain.model.overrides.vocab_size = vocab_size
-    with pytest.raises(JobConfigError, match=rf"^stages\.pretrain\.model: the tokenizer has "
-                                             rf"{tokenizer.vocab_size} ids{note} but the model's "
-                                             rf"vocab_size is {vocab_size} \(preset 'tiny-qwen3' "
-                                             r"with its overrides\) \(in configs/x\.py\)$"):
+    with pytest.raises(
+        JobConfigError,
+        match=rf"^stages\.pretrain\.model: the tokenizer has "
+        rf"{tokenizer.vocab_size} ids{note} but the model's "
+        rf"vocab_size is {vocab_size} \(preset 'tiny-qwen3' "
+        r"with its overrides\) \(in configs/x\.py\)$",
+    ):
         check_job_inputs(job, tokenizer, config_file=CONFIG_FILE)
     job.stages.pretrain.model.overrides.vocab_size = tokenizer.vocab_size
     check_job_inputs(job, tokenizer)
@@ -167,19 +190,25 @@ def _hf_checkpoint_dir(tmp_path, **changes):
 def test_checkpoint_vocabulary_smaller_than_the_tokenizer(job, tokenizer, tmp_path):
     checkpoint = _hf_checkpoint_dir(tmp_path)  # vocab_size 256; the tokenizer has 400 ids
     job.stages.pretrain.model.update(hf_checkpoint=checkpoint, overrides={})
-    with pytest.raises(JobConfigError, match=rf"^stages\.pretrain\.model\.hf_checkpoint: the "
-                                             rf"tokenizer has {tokenizer.vocab_size} ids .*but "
-                                             rf"the model's vocab_size is 256 \({checkpoint}/"
-                                             r"config\.json\)"):
+    with pytest.raises(
+        JobConfigError,
+        match=rf"^stages\.pretrain\.model\.hf_checkpoint: the "
+        rf"tokenizer has {tokenizer.vocab_size} ids .*but "
+        rf"the model's vocab_size is 256 \({checkpoint}/"
+        r"config\.json\)",
+    ):
         check_job_inputs(job, tokenizer)
 
 
 def test_unsupported_checkpoint_architecture(job, tokenizer, tmp_path):
     checkpoint = _hf_checkpoint_dir(tmp_path, model_type="gpt2")
     job.stages.pretrain.model.update(hf_checkpoint=checkpoint, overrides={})
-    with pytest.raises(JobConfigError, match=rf"^stages\.pretrain\.model\.hf_checkpoint: "
-                                             rf"{checkpoint}/config\.json: model_type='gpt2'.* "
-                                             r"supported model types: llama"):
+    with pytest.raises(
+        JobConfigError,
+        match=rf"^stages\.pretrain\.model\.hf_checkpoint: "
+        rf"{checkpoint}/config\.json: model_type='gpt2'.* "
+        r"supported model types: llama",
+    ):
         check_job_inputs(job, tokenizer)
 
 
@@ -196,6 +225,9 @@ def test_empty_tokenizer_corpus(tiny_corpus, tmp_path, text):
     config = job_config()
     config.tokenizer.train_on = str(corpus)
     config.stages.pretrain = tiny_stage(tiny_corpus[0])
-    with pytest.raises(JobConfigError, match=rf"^tokenizer\.train_on: tokenizer training input "
-                                             rf"'{corpus}' is empty"):
+    with pytest.raises(
+        JobConfigError,
+        match=rf"^tokenizer\.train_on: tokenizer training input "
+        rf"'{corpus}' is empty",
+    ):
         validate_job(config, num_devices=8, config_file=CONFIG_FILE)

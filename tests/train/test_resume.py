@@ -39,9 +39,13 @@ def _assert_same_params(a, b):
 
 
 def _main_command(corpus, tokenizer, workdir):
-    return [sys.executable, "-m", "reasonrl.main",
-            f"--config={REPO / 'tests/train/tiny_job.py'}:{corpus},{tokenizer}",
-            f"--workdir={workdir}"]
+    return [
+        sys.executable,
+        "-m",
+        "reasonrl.main",
+        f"--config={REPO / 'tests/train/tiny_job.py'}:{corpus},{tokenizer}",
+        f"--workdir={workdir}",
+    ]
 
 
 def _env():
@@ -54,12 +58,21 @@ def _env():
 def test_sigkill_and_restart_continue_bit_for_bit(tiny_corpus, tmp_path):
     corpus, tokenizer = tiny_corpus
     reference = tmp_path / "reference"
-    subprocess.run(_main_command(corpus, tokenizer, reference), check=True, env=_env(),
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        _main_command(corpus, tokenizer, reference),
+        check=True,
+        env=_env(),
+        capture_output=True,
+        timeout=600,
+    )
 
     crashed = tmp_path / "crashed"
-    process = subprocess.Popen(_main_command(corpus, tokenizer, crashed), env=_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _main_command(corpus, tokenizer, crashed),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     metrics = crashed / "pretrain" / "metrics.jsonl"
     deadline = time.time() + 300
     kill_at = 8  # after the checkpoint at step 6, mid-way to the one at step 9
@@ -72,14 +85,20 @@ def test_sigkill_and_restart_continue_bit_for_bit(tiny_corpus, tmp_path):
     process.wait()
     assert not (crashed / "pretrain" / "export").exists()
 
-    restart = subprocess.run(_main_command(corpus, tokenizer, crashed), env=_env(),
-                             capture_output=True, text=True, timeout=600)
+    restart = subprocess.run(
+        _main_command(corpus, tokenizer, crashed),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert restart.returncode == 0, restart.stderr[-3000:]
     assert "resumed from checkpoint step" in restart.stdout
     assert _losses(crashed / "pretrain") == _losses(reference / "pretrain")
     assert sorted(_losses(reference / "pretrain")) == list(range(12))
-    _assert_same_params(_params(crashed / "pretrain" / "export"),
-                        _params(reference / "pretrain" / "export"))
+    _assert_same_params(
+        _params(crashed / "pretrain" / "export"), _params(reference / "pretrain" / "export")
+    )
 
 
 @pytest.mark.slow

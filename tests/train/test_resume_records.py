@@ -14,8 +14,9 @@ from reasonrl.train import run_supervised_stage as run_stage
 from tests.train.stages import tiny_stage
 
 # Logs every 2 updates and checkpoints every 2: a run stopped after update 5 resumes from 4.
-TRAIN = dict(steps=6, log_every=2, checkpoint_every=2, keep_checkpoints=5,
-             async_checkpointing=False)
+TRAIN = dict(
+    steps=6, log_every=2, checkpoint_every=2, keep_checkpoints=5, async_checkpointing=False
+)
 RUN_DEPENDENT = ("perf/", "time/")  # wall-clock values, different in every run
 
 

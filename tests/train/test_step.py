@@ -10,13 +10,20 @@ import pytest
 from reasonrl import models, parallel
 from reasonrl.models.layers import ActivationSharding
 from reasonrl.objectives import Mean, ModelContext, get_objective
-from reasonrl.train import (StepConfig, TrainState, accumulate_gradients, jit_train_step,
-                            make_train_step, state_shardings)
+from reasonrl.train import (
+    StepConfig,
+    TrainState,
+    accumulate_gradients,
+    jit_train_step,
+    make_train_step,
+    state_shardings,
+)
 from tests.train.stages import TINY_MODEL
 
 CONFIG = models.get_preset("tiny-qwen3", vocab_size=64, **TINY_MODEL)
-OBJECTIVE_CONFIG = ml_collections.FrozenConfigDict(dict(z_loss_coef=1e-3, logits_chunk_size=16,
-                                                        report_entropy=False))
+OBJECTIVE_CONFIG = ml_collections.FrozenConfigDict(
+    dict(z_loss_coef=1e-3, logits_chunk_size=16, report_entropy=False)
+)
 
 
 def _batch(rows=8, length=24, seed=0):
@@ -24,11 +31,13 @@ def _batch(rows=8, length=24, seed=0):
     # Very uneven masks: micro-batches hold different token counts, so a mean of per-micro-batch
     # means would differ from the token mean.
     mask = (rng.rand(rows, length) < np.linspace(0.05, 1.0, rows)[:, None]).astype(np.float32)
-    return dict(tokens=rng.randint(0, 64, (rows, length)).astype(np.int32),
-                targets=rng.randint(0, 64, (rows, length)).astype(np.int32),
-                loss_mask=mask,
-                positions=np.broadcast_to(np.arange(length), (rows, length)).astype(np.int32),
-                segment_ids=np.ones((rows, length), np.int32))
+    return dict(
+        tokens=rng.randint(0, 64, (rows, length)).astype(np.int32),
+        targets=rng.randint(0, 64, (rows, length)).astype(np.int32),
+        loss_mask=mask,
+        positions=np.broadcast_to(np.arange(length), (rows, length)).astype(np.int32),
+        segment_ids=np.ones((rows, length), np.int32),
+    )
 
 
 def test_accumulated_gradient_equals_big_batch_gradient():
@@ -36,30 +45,36 @@ def test_accumulated_gradient_equals_big_batch_gradient():
     objective = get_objective("next_token").fn
     model = ModelContext(CONFIG)
     batch = jax.tree.map(jnp.asarray, _batch())
-    big = accumulate_gradients(objective, OBJECTIVE_CONFIG, model, params, batch,
-                               jax.random.key(1), 1)
+    big = accumulate_gradients(
+        objective, OBJECTIVE_CONFIG, model, params, batch, jax.random.key(1), 1
+    )
     for k in (2, 4, 8):
-        acc = accumulate_gradients(objective, OBJECTIVE_CONFIG, model, params, batch,
-                                   jax.random.key(1), k)
+        acc = accumulate_gradients(
+            objective, OBJECTIVE_CONFIG, model, params, batch, jax.random.key(1), k
+        )
         np.testing.assert_allclose(acc[0], big[0], rtol=1e-6)
         assert float(acc[1]) == float(big[1])
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a / acc[1], b / big[1], atol=1e-6,
-                                                             rtol=1e-5), acc[3], big[3])
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a / acc[1], b / big[1], atol=1e-6, rtol=1e-5),
+            acc[3],
+            big[3],
+        )
         np.testing.assert_allclose(acc[2]["nll"].compute(), big[2]["nll"].compute(), rtol=1e-6)
 
     # The naive alternative (average of per-micro-batch means) is measurably different here.
     micro_means = []
     for part in np.split(np.arange(8), 4):
         sub = jax.tree.map(lambda x: x[part], batch)
-        loss_sum, denom, _ = objective(params, sub, jax.random.key(1), model=model,
-                                       config=OBJECTIVE_CONFIG)
+        loss_sum, denom, _ = objective(
+            params, sub, jax.random.key(1), model=model, config=OBJECTIVE_CONFIG
+        )
         micro_means.append(float(loss_sum / denom))
     assert abs(np.mean(micro_means) - float(big[0] / big[1])) > 1e-3
 
 
 @pytest.mark.parametrize("mesh_shape", [(1, 1, 1), (2, 2, 2)])
 def test_train_step_with_accumulation_equals_without(mesh_shape):
-    devices = jax.devices()[:int(np.prod(mesh_shape))]
+    devices = jax.devices()[: int(np.prod(mesh_shape))]
     mesh = parallel.make_mesh(mesh_shape, devices=devices)
     # Momentum SGD keeps the update linear in the gradient, so 1e-6 is meaningful (Adam's
     # g / sqrt(v) amplifies float rounding of near-zero gradients).
@@ -74,10 +89,19 @@ def test_train_step_with_accumulation_equals_without(mesh_shape):
         abstract = jax.eval_shape(lambda: state)
         shardings = state_shardings(abstract, models.param_shardings(CONFIG, mesh), mesh)
         state = jax.device_put(state, shardings)
-        step = jit_train_step(make_train_step(objective, OBJECTIVE_CONFIG, model, tx,
-                                              optax.constant_schedule(0.5),
-                                              StepConfig(grad_accum=grad_accum)),
-                              shardings, mesh, tuple(sorted(batch)))
+        step = jit_train_step(
+            make_train_step(
+                objective,
+                OBJECTIVE_CONFIG,
+                model,
+                tx,
+                optax.constant_schedule(0.5),
+                StepConfig(grad_accum=grad_accum),
+            ),
+            shardings,
+            mesh,
+            tuple(sorted(batch)),
+        )
         for _ in range(2):
             state, metrics = step(state, batch)
         results.append((state, metrics))
@@ -92,7 +116,8 @@ def test_train_step_with_accumulation_equals_without(mesh_shape):
 def _poisoned_objective(params, batch, rng, *, model, config):
     """Cross-entropy whose loss becomes NaN when batch["poison"] is set."""
     loss_sum, denominator, metrics = get_objective("next_token").fn(
-        params, batch, rng, model=model, config=config)
+        params, batch, rng, model=model, config=config
+    )
     loss_sum = jnp.where(batch["poison"][0] > 0, jnp.nan, loss_sum)
     return loss_sum, denominator, {**metrics, "poison": Mean.of(batch["poison"][0], 1.0)}
 
@@ -104,8 +129,16 @@ def test_nonfinite_loss_never_reaches_params(mode):
     tx = optax.sgd(0.1)
     params = models.init_params(CONFIG, jax.random.key(0))
     state = TrainState.create(params, tx, jax.random.key(0))
-    step = jax.jit(make_train_step(_poisoned_objective, OBJECTIVE_CONFIG, ModelContext(CONFIG),
-                                   tx, optax.constant_schedule(0.1), StepConfig(1, mode)))
+    step = jax.jit(
+        make_train_step(
+            _poisoned_objective,
+            OBJECTIVE_CONFIG,
+            ModelContext(CONFIG),
+            tx,
+            optax.constant_schedule(0.1),
+            StepConfig(1, mode),
+        )
+    )
     clean, poison = _batch(), _batch()
     clean["poison"] = np.zeros((8,), np.float32)
     poison["poison"] = np.ones((8,), np.float32)
@@ -116,8 +149,10 @@ def test_nonfinite_loss_never_reaches_params(mode):
     jax.tree.map(np.testing.assert_array_equal, state.params, before)
     assert int(state.first_nonfinite_step) == 1
     state, _ = step(state, clean)
-    changed = any(not np.array_equal(a, b) for a, b in
-                  zip(jax.tree.leaves(state.params), jax.tree.leaves(before)))
+    changed = any(
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(before))
+    )
     if mode == "stop":
         assert not changed, "after a non-finite step the stop mode must freeze the params"
         with pytest.raises(NonFiniteLossError, match="non-finite at step 1"):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import grain
 import numpy as np
@@ -60,8 +61,9 @@ class ArrayRecordSource:
             for path in paths:
                 require_existing_file("paths", path)
 
-    def __init__(self, paths: str | tuple[str, ...], *, record_format: str = "json",
-                 text_field: str = "text"):
+    def __init__(
+        self, paths: str | tuple[str, ...], *, record_format: str = "json", text_field: str = "text"
+    ):
         if record_format not in RECORD_DECODERS:
             raise ValueError(
                 f"unknown record_format {record_format!r}; known: {sorted(RECORD_DECODERS)}"

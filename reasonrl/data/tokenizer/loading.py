@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from reasonrl.data.spec import SpecError
 from reasonrl.data.tokenizer.base import Tokenizer

@@ -6,7 +6,7 @@ The command-line entry point is `python -m reasonrl.data.train_tokenizer` (see t
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import sentencepiece
 
