@@ -183,13 +183,6 @@ class ShapedReward:
     total: np.ndarray
     components: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def means(self) -> dict[str, float]:
-        """Batch mean of the total and of each component, for logging."""
-        out = {"total": float(np.mean(self.total)) if self.total.size else 0.0}
-        for name, value in self.components.items():
-            out[name] = float(np.mean(value)) if value.size else 0.0
-        return out
-
 
 _OVERLONG_KEYS = frozenset({"max_length", "cache_length"})
 

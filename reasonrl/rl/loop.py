@@ -463,7 +463,8 @@ def plot_learning_curve(metrics_file: str | Path, png: str | Path) -> Path:
     ax.set_title(f"RL learning curve ({max(records, default=0)} rollout steps)")
     ax.set_xlabel("rollout step")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # nothing logged yet: no legend
+        ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)

@@ -32,7 +32,7 @@ import numpy as np
 from reasonrl import rewards
 from reasonrl.models.config import ModelConfig
 from reasonrl.rewards import GradeResult
-from reasonrl.sampling.generate import GenerationResult, generate
+from reasonrl.sampling.generate import GenerationResult, decode_texts, generate
 from reasonrl.sampling.prompt_block import check_settings
 
 PROMPT_TOO_LONG = "prompt_too_long"
@@ -163,17 +163,6 @@ def _empty_result(max_new_tokens: int) -> GenerationResult:
         np.zeros((0,), str),
         0,
     )
-
-
-def decode_texts(
-    tokenizer, tokens: np.ndarray, lengths: np.ndarray, finish_reasons: np.ndarray
-) -> list[str]:
-    """Each row's text: tokens [N, M] up to its length, minus a final stop token."""
-    texts = []
-    for row, length, reason in zip(tokens, lengths, finish_reasons):
-        end = int(length) - (1 if reason == "stop" else 0)
-        texts.append(tokenizer.decode([int(token) for token in row[:end]]))
-    return texts
 
 
 def complete(

@@ -197,8 +197,16 @@ def generate_text(
         stop_tokens=stop_tokens,
         **sampling,
     )
-    texts = []
-    for tokens, length, reason in zip(result.tokens, result.lengths, result.finish_reasons):
-        end = int(length) - (1 if reason == "stop" else 0)
-        texts.append(tokenizer.decode([int(t) for t in tokens[:end]]))
+    texts = decode_texts(tokenizer, result.tokens, result.lengths, result.finish_reasons)
     return TextGenerationResult(texts, result)
+
+
+def decode_texts(
+    tokenizer, tokens: np.ndarray, lengths: np.ndarray, finish_reasons: np.ndarray
+) -> list[str]:
+    """Each row's text: tokens [N, M] up to its length, minus a final stop token."""
+    texts = []
+    for row, length, reason in zip(tokens, lengths, finish_reasons):
+        end = int(length) - (1 if reason == "stop" else 0)
+        texts.append(tokenizer.decode([int(token) for token in row[:end]]))
+    return texts

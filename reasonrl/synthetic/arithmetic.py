@@ -3,8 +3,8 @@
 A problem is the text ``"a+b="``; its answer is the decimal sum. The same problems feed every
 post-training stage of the tiny demos, each in the record format the engine reads:
 
-    sft_records         {"question": "37+45=", "answer": "82"}             task: sft
-    prompt_records      {"question": "37+45=", "answer": "82"}             RL prompts (gold)
+    sft_records         {"question": "37+45=", "answer": "82"}             task: sft, and RL
+                                                                           prompts with gold
     preference_records  {"prompt": "37+45=", "chosen": "82", "rejected": "83"}
     corpus_text         "37+45=82\n..."                                  tokenizer / pretrain
 
@@ -38,9 +38,6 @@ def question(a: int, b: int) -> str:
 def sft_records(problems: Iterable[tuple[int, int]]) -> list[dict[str, str]]:
     """Question/answer pairs (also the RL prompt format: `answer` is the gold)."""
     return [{"question": question(a, b), "answer": str(a + b)} for a, b in problems]
-
-
-prompt_records = sft_records
 
 
 def near_miss(answer: int, rng: np.random.Generator) -> int:
