@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reasonrl.errors import ReasonRLError
+
 HF_CONFIG = "config.json"
 EXPORT_DIR = "export"
 DONE_FILE = "DONE.json"
 
 
-class CheckpointNotFoundError(FileNotFoundError):
+class CheckpointNotFoundError(ReasonRLError, FileNotFoundError):
     """``--checkpoint`` names neither a checkpoint directory nor a workdir holding one."""
 
 

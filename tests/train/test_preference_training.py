@@ -36,10 +36,19 @@ from reasonrl.train.engine import build_stage, global_batch
 from tests.train.stages import TINY_MODEL
 
 REPO = Path(__file__).resolve().parents[2]
-# configs/reward_model.py reaches 0.56-0.59 held-out pairwise accuracy (see its docstring): the
-# near-miss pairs need exact arithmetic at the last token, which the tiny RM learns slowly. The
-# bar is set below what it reaches (the brief's 0.7 is not met at this budget).
+# What the learning test asserts of each recipe's final held-out eval (480 pairs), set below
+# what ALL of seeds 0 / 1 / 2 reached on 2 shared vCPUs (AMD EPYC, jax 0.10.2, 2026-11-30;
+# figures in the recipes' docstrings and benchmarks/RESULTS.md); the test runs the default seed.
+# configs/reward_model.py: accuracy 0.590 / 0.594 / 0.581, loss 0.618 / 0.639 / 0.618 — the
+# near-miss pairs need exact arithmetic at the last token, which the tiny RM learns slowly (the
+# brief's 0.7 is not met at this budget).
 RM_MIN_ACCURACY = 0.55
+RM_MIN_LOSS_DROP = 0.04  # below the initial loss (log 2: chance)
+# configs/dpo.py: accuracy 0.633 / 0.873 / 0.773, reward margin 0.688 / 0.862 / 0.819,
+# loss 0.563 / 0.453 / 0.497.
+DPO_MIN_ACCURACY = 0.6
+DPO_MIN_MARGIN_GAIN = 0.5  # above the initial margin (0: policy = reference)
+DPO_MIN_LOSS_DROP = 0.08  # below the initial loss (log 2: policy = reference)
 ADDITION = ("synthetic", "addition")
 SEQ_LEN = 32
 
@@ -283,14 +292,19 @@ def test_recipes_learn(tmp_path):
     _run_recipe("reward_model", tmp_path / "rm")
     _run_recipe("dpo", tmp_path / ("rm" if shared else "dpo"))
 
+    # "Initial" is the step-0 eval where the stage logs one; otherwise the known starting value.
     rm = _records(tmp_path / "rm" / "reward_model")
     rm_accuracy, rm_loss = _by_step(rm, "eval/accuracy"), _by_step(rm, "eval/loss")
     assert rm_accuracy[max(rm_accuracy)] > RM_MIN_ACCURACY, rm_accuracy
-    assert rm_loss[max(rm_loss)] < math.log(2) - 0.04, rm_loss
+    assert rm_loss[max(rm_loss)] < rm_loss.get(0, math.log(2)) - RM_MIN_LOSS_DROP, rm_loss
 
     dpo = _records(tmp_path / ("rm" if shared else "dpo") / "dpo")
-    initial_margin = _by_step(dpo, "train/reward_margin")[0]  # policy == reference: 0
-    assert abs(initial_margin) < 1e-4
     margin, accuracy = _by_step(dpo, "eval/reward_margin"), _by_step(dpo, "eval/accuracy")
-    assert margin[max(margin)] > initial_margin + 0.1, margin
-    assert accuracy[max(accuracy)] > 0.6, accuracy
+    dpo_loss = _by_step(dpo, "eval/loss")
+    # policy == reference at step 0: margin 0, loss log 2
+    initial_margin = margin.get(0, _by_step(dpo, "train/reward_margin")[0])
+    assert abs(initial_margin) < 1e-4
+    initial_loss = dpo_loss.get(0, math.log(2))
+    assert margin[max(margin)] > initial_margin + DPO_MIN_MARGIN_GAIN, margin
+    assert accuracy[max(accuracy)] > DPO_MIN_ACCURACY, accuracy
+    assert dpo_loss[max(dpo_loss)] < initial_loss - DPO_MIN_LOSS_DROP, dpo_loss
