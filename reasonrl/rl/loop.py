@@ -42,7 +42,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from reasonrl.data.prompt_pipeline import make_prompt_pipeline
+from reasonrl.data.prompt_pipeline import check_prompt_spec, make_prompt_pipeline
 from reasonrl.data.prompt_templates import PROMPT_TEMPLATES, stop_token_ids
 from reasonrl.data.tokenizer.chat_templates import CHAT_TEMPLATES
 from reasonrl.objectives.logprobs import token_statistics
@@ -331,6 +331,8 @@ def run_rl_stage(
         seed=train.seed,
         shard_index=0,
         shard_count=1,
+        where=f"stages.{Path(workdir).name}.data",  # a bad record names the stage's fields
+        rl_where=f"stages.{Path(workdir).name}.rl",
     )
     setup = build_stage(
         stage, mesh, tokenizer, stage_exports or {}, total_updates=train.steps * updates
@@ -471,6 +473,13 @@ def plot_learning_curve(metrics_file: str | Path, png: str | Path) -> Path:
     return Path(png)
 
 
+def check_rl_data(stage, spec, tokenizer, where: str, prefix: str) -> None:
+    """Preflight: the prompt spec builds and its first record has a problem and a gold answer
+    (`rl.prompt_field` / `rl.answer_field`)."""
+    rl = loop_options(stage, RL_LOOP)
+    check_prompt_spec(spec, rl, tokenizer, where=where, rl_where=f"{prefix}.rl")
+
+
 RL_LOOP = register_loop(
     StageLoop(
         name="rl",
@@ -478,5 +487,6 @@ RL_LOOP = register_loop(
         options=rl_options,
         validate=validate_rl_stage,
         objective_options=_objective_options,
+        check_data=check_rl_data,
     )
 )

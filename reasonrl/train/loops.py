@@ -36,6 +36,10 @@ class StageLoop:
         (defaults filled in) when it is called.
     objective_options(options) -> dict: objective options the loop sets from its own section
         `options` (e.g. the rl loop scores log-probs at its sampling temperature).
+    check_data(stage, spec, tokenizer, where, prefix) -> None: builds one of the stage's data
+        specs (`data`, `eval_data`) as the loop reads it and tries its first record, raising an
+        error that names fields under `where` (the spec's dotted field) or `prefix` (the
+        stage's); run by `reasonrl.train.preflight` before anything trains. None: no check.
     """
 
     name: str
@@ -43,6 +47,7 @@ class StageLoop:
     options: Callable[[], ml_collections.ConfigDict] | None = None
     validate: Callable[[Any, str, str | None], int] | None = None
     objective_options: Callable[[Any], dict] = lambda options: {}
+    check_data: Callable[..., None] | None = None
 
 
 LOOPS: dict[str, StageLoop] = {}

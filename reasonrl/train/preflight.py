@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from reasonrl.data.pipeline import check_spec
-from reasonrl.data.prompt_pipeline import check_prompt_spec
 from reasonrl.data.sources.base import MalformedRecordError
 from reasonrl.data.tokenizer.base import Tokenizer
 from reasonrl.errors import ReasonRLError
@@ -32,7 +30,7 @@ from reasonrl.models.hf_checkpoint import CONFIG_FILE, read_hf_config
 from reasonrl.models.presets import get_preset
 from reasonrl.objectives.registry import OBJECTIVES
 from reasonrl.train.config import fail, job_error, stage_order
-from reasonrl.train.loops import StageLoop, get_loop, loop_options
+from reasonrl.train.loops import StageLoop, get_loop
 
 # (spec, where) -> None: builds a data spec as a stage's loop reads it and tries its first
 # record, naming fields under `where`.
@@ -40,15 +38,11 @@ DataCheck = Callable[[Any, str], None]
 
 
 def _data_check(stage, loop: StageLoop, tokenizer: Tokenizer, prefix: str) -> DataCheck | None:
-    """How the stage's loop reads its data specs; None for a loop this module does not know."""
-    if loop.name == "supervised":
-        return lambda spec, where: check_spec(spec, tokenizer, where=where)
-    if loop.name == "rl":
-        rl = loop_options(stage, loop)
-        return lambda spec, where: check_prompt_spec(
-            spec, rl, tokenizer, where=where, rl_where=f"{prefix}.{loop.name}"
-        )
-    return None
+    """How the stage's loop reads its data specs (`StageLoop.check_data`); None when the loop
+    registered no check."""
+    if loop.check_data is None:
+        return None
+    return lambda spec, where: loop.check_data(stage, spec, tokenizer, where, prefix)
 
 
 def check_job_inputs(config, tokenizer: Tokenizer, *, config_file: str | None = None) -> None:

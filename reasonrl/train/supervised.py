@@ -43,7 +43,12 @@ def run_supervised_stage(
     mesh = make_mesh(stage.mesh.to_dict())
     per_host_batch = train.batch_size // jax.process_count()
     data_iter = data_lib.make_pipeline(
-        stage.data, tokenizer, batch_size=per_host_batch, seq_len=train.seq_len, seed=train.seed
+        stage.data,
+        tokenizer,
+        batch_size=per_host_batch,
+        seq_len=train.seq_len,
+        seed=train.seed,
+        where=f"stages.{Path(workdir).name}.data",  # a bad record names the stage's field
     )
     setup = build_stage(stage, mesh, tokenizer, stage_exports or {}, total_updates=train.steps)
     rows = batch_sharding(mesh)
@@ -120,4 +125,12 @@ class LossEvaluator:
         }
 
 
-SUPERVISED_LOOP = register_loop(StageLoop(name="supervised", run=run_supervised_stage))
+def check_supervised_data(stage, spec, tokenizer, where: str, prefix: str) -> None:
+    """Preflight: the spec builds and its first record becomes a training row."""
+    del stage, prefix
+    data_lib.check_spec(spec, tokenizer, where=where)
+
+
+SUPERVISED_LOOP = register_loop(
+    StageLoop(name="supervised", run=run_supervised_stage, check_data=check_supervised_data)
+)
