@@ -2,7 +2,7 @@
 
     python benchmarks/rl_step_overhead.py [--steps=12 --group_size=8 --max_new_tokens=32]
 
-Runs the RL loop (reasonrl.rl.trainer) of configs/grpo.py from a fresh model for `--steps`
+Runs the RL loop (reasonrl.rl.loop) of configs/grpo.py from a fresh model for `--steps`
 rollout steps and reads the per-step phase times it logs: sampling (generate), reward (the
 math grader), update (the mu optimizer steps, device work included) and the whole step.
 Reports medians over the steps after `--warmup` (compilation) and the ratio
@@ -35,7 +35,7 @@ def main(argv):
 
     from reasonrl.job import run_job
     from reasonrl.paths import recipe
-    from reasonrl.rl.trainer import read_rollout_metrics
+    from reasonrl.rl.loop import read_rollout_metrics
 
     config = recipe("grpo").get_config()
     rl = config.stages.rl

@@ -5,11 +5,16 @@
   1. a sentencepiece tokenizer on the synthetic addition corpus (digits split),
   2. SFT a ~0.5M-parameter Qwen3-style decoder on "a+b=" -> sum (plain template:
      "37+45=\\n" -> "82" + eos), briefly, so that it is right only part of the time,
-  3. GRPO: 8 prompts x G=8 samples per step, reward = the math grader's verdict on the answer,
-     group-normalised advantages, per-sequence token-mean loss, k3 KL to the SFT model.
+  3. GRPO, 200 rollout steps: 32 prompts x G=8 samples per step, reward = the math grader's
+     verdict on the answer, group-normalised advantages, per-sequence token-mean loss, k3 KL to
+     the SFT model, LR 1e-4 with a cosine decay to 1e-5.
 
-The mean rollout reward climbs over the GRPO steps (see <workdir>/rl/learning_curve.png and
-TensorBoard). configs/drgrpo.py and configs/dapo.py change only what those papers change.
+Over the GRPO steps the mean rollout reward climbs and so does the greedy accuracy on 500
+held-out problems (see <workdir>/rl/learning_curve.png and TensorBoard). On seeds 0, 1, 2
+(--config.stages.sft.train.seed=S --config.stages.rl.train.seed=S, one CPU device, AMD EPYC):
+greedy accuracy +0.084 / +0.226 / +0.050, rollout reward +0.133 / +0.143 / +0.065
+(benchmarks/RESULTS.md, benchmarks/grpo_seeds.py). Whole recipe ~3-6 min on a 2-vCPU box.
+configs/drgrpo.py, configs/dapo.py and configs/gspo.py change only what those papers change.
 
 For a real model, override the RL stage, e.g. Qwen2.5-Math-1.5B on MATH prompts:
   --config.stages.rl.model.init_from=''
@@ -81,11 +86,21 @@ def rl_stage(steps: int = 200):
         update_epochs=1,
         eval_size=500,
     )
-    # Adam moves every weight by ~lr per step whatever the gradient's size, and policy
-    # gradients on 128 samples are mostly noise: 3e-4 already undoes the SFT; 5e-5 learns.
-    rl.optimizer.update(learning_rate=5e-5, schedule="constant", warmup_steps=0, weight_decay=0.0)
+    # Adam moves every weight by ~lr per step whatever the gradient's size, and policy gradients
+    # on a few hundred samples are mostly noise: 3e-4 already undoes the SFT. With 16 prompts
+    # per step at a constant 5e-5 the greedy accuracy jitters by +-0.04 between evals and ends
+    # only +0.024 on 2 of 3 seeds (a constant 1e-4 loses accuracy on seed 0); 32 prompts and a
+    # cosine decay 1e-4 -> 1e-5 over train.steps (small late steps: the final policy settles)
+    # gain >= +0.05 on all 3 (benchmarks/RESULTS.md).
+    rl.optimizer.update(
+        learning_rate=1e-4,
+        schedule="cosine",
+        end_lr_fraction=0.1,
+        warmup_steps=0,
+        weight_decay=0.0,
+    )
     rl.train.update(
-        steps=steps, batch_size=16, seq_len=24, log_every=10, eval_every=25, checkpoint_every=25
+        steps=steps, batch_size=32, seq_len=24, log_every=10, eval_every=25, checkpoint_every=25
     )
     return rl
 
