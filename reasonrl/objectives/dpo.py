@@ -7,7 +7,7 @@ With log π(y) = Σ_t m_t log π(y_t | x, y_<t) summed over RESPONSE tokens only
 
 The reference log-probs are precomputed constants (stop_gradient): compute them once per batch
 with `reference_logprobs(model, ref_params, batch)` (the frozen SFT model) and add them to the
-batch. `run_stage` does so for every train and eval batch (the objective's registered
+batch. The stage engine does so for every train and eval batch (the objective's registered
 `ReferenceHook`), with the stage's initial params as the reference. Conservative DPO's label
 smoothing is not implemented (not in methods.md §5).
 

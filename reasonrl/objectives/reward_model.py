@@ -10,9 +10,10 @@ C(K, 2) pairs per prompt are simply K(K−1)/2 rows here.
 
 Params: {"model": <decoder params>, "reward_head": {"kernel": float32 [D], "bias": float32 []}}
 (`init_reward_model_params` builds them; `reward_scores` scores sequences with them). Trained by
-`run_stage`, which starts the decoder from the stage's model source and a fresh head, keeps the
-head replicated, and exports the decoder as a Hugging Face checkpoint plus the head as
-`reward_head.safetensors` next to it; `load_reward_model(export_dir)` reads both back.
+the stage engine (`reasonrl.train.engine.build_stage`), which starts the decoder from the stage's
+model source and a fresh head, keeps the head replicated, and exports the decoder as a Hugging
+Face checkpoint plus the head as `reward_head.safetensors` next to it;
+`load_reward_model(export_dir)` reads both back.
 
 Pair batch (row b of every field is one pair):
   chosen_tokens, chosen_positions, chosen_segment_ids         int32 [B, T]
