@@ -36,8 +36,8 @@ from clu import metric_writers  # noqa: E402
 
 from evals.common import metrics  # noqa: E402
 from reasonrl.rewards import Problem, normalize_answer  # noqa: E402
-from reasonrl.sampling import run_store  # noqa: E402
 from reasonrl.sampling.completions import PROMPT_TOO_LONG  # noqa: E402
+from reasonrl.workdir import atomic_write_text, naming_errors  # noqa: E402
 
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "accuracy.png"
@@ -172,7 +172,7 @@ def plot(summary: dict, path: Path) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
-        with run_store.naming(path):
+        with naming_errors(path):
             figure.savefig(temporary, format="png", dpi=100)
             os.replace(temporary, path)
     finally:
@@ -182,7 +182,7 @@ def plot(summary: dict, path: Path) -> None:
 
 def write_reports(output_dir: Path, summary: dict) -> None:
     """Writes ``summary.json``, the TensorBoard scalars (step 0) and the PNG plot."""
-    run_store.write_atomically(output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     (output_dir / TENSORBOARD_DIR).mkdir(exist_ok=True)  # a read-only disk: a one-line OSError
     writer = metric_writers.create_default_writer(
         str(output_dir / TENSORBOARD_DIR), just_logging=False

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from reasonrl.errors import ReasonRLError
 from reasonrl.sampling import run_store
+from reasonrl.workdir import atomic_write_text
 
 SAMPLES_FILE = "samples.jsonl"
 RUN_CONFIG_FILE = "run_config.json"
@@ -77,7 +78,7 @@ def check_or_write_run_config(output_dir: Path, generation: dict, other: dict) -
         )
     else:
         output_dir.mkdir(parents=True, exist_ok=True)
-        run_store.write_atomically(
+        atomic_write_text(
             path,
             json.dumps({"generation": generation, "other": other}, indent=2, sort_keys=True) + "\n",
         )

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -52,12 +51,12 @@ from reasonrl.sampling.completions import (
 )
 from reasonrl.sampling.keys import batch_rng
 from reasonrl.train import exports
+from reasonrl.workdir.fingerprint import files_sha256
 
 # What an unset count means, for the message that rejects an explicit value below 1.
 UNSET_MEANS = {"limit": "every problem"}
 # Files of a checkpoint directory that checkpoint_digest reads (besides config.json).
 WEIGHT_FILES = "*.safetensors"
-DIGEST_CHUNK_BYTES = 1 << 22
 
 
 class SettingsError(ReasonRLError, ValueError):
@@ -143,16 +142,11 @@ def check_context(checkpoint: str, max_new_tokens: int) -> None:
 
 
 def checkpoint_digest(path: str | Path) -> str:
-    """sha256 over a checkpoint directory's config.json and *.safetensors files (each file's
-    name, size and bytes, in name order; streamed): other weights at the same path differ."""
+    """sha256 over a checkpoint directory's config.json and *.safetensors files
+    (`reasonrl.workdir.fingerprint.files_sha256`: each file's sha256, by name): other weights
+    at the same path differ."""
     directory = Path(path)
-    digest = hashlib.sha256()
-    for file in [directory / "config.json", *sorted(directory.glob(WEIGHT_FILES))]:
-        digest.update(f"{file.name}\0{file.stat().st_size}\0".encode())
-        with open(file, "rb") as handle:
-            while chunk := handle.read(DIGEST_CHUNK_BYTES):
-                digest.update(chunk)
-    return digest.hexdigest()
+    return files_sha256([directory / "config.json", *sorted(directory.glob(WEIGHT_FILES))])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,8 +5,9 @@ with its own (:func:`check_settings`) and refuses to mix two runs in one output,
 setting that differs (:class:`ConfigMismatchError`). Outputs grow by appending whole lines that
 are flushed and fsync-ed (:func:`append_synced`); a kill can leave at most a torn last line,
 which :func:`cut_torn_tail` removes before the run appends again. Whole files (settings,
-summaries) are replaced atomically (:func:`write_atomically`): a full or read-only disk leaves
-the old file, never a torn or empty one, and raises an OSError that names the file.
+summaries) are replaced atomically (:func:`reasonrl.workdir.atomic_write_text`): a full or
+read-only disk leaves the old file, never a torn or empty one, and raises an OSError that names
+the file.
 
 Records stored by older versions still resume:
 
@@ -23,7 +24,6 @@ state file for distillation).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import types
@@ -32,7 +32,7 @@ from pathlib import Path
 from absl import logging
 
 from reasonrl.errors import ReasonRLError
-from reasonrl.workdir import atomic_write_text
+from reasonrl.workdir import naming_errors
 
 # Setting -> the value every run stored before the setting existed was made with.
 ADDED_SETTINGS = types.MappingProxyType({"truncate_prompt": "none"})
@@ -94,28 +94,9 @@ def check_settings(
         raise ConfigMismatchError(f"{what}; rerun with the stored values or {remedy}:\n{lines}")
 
 
-@contextlib.contextmanager
-def naming(path: Path):
-    """Re-raises an OSError that names no file (a failed write or fsync: a full disk) as one
-    naming ``path``, so that the one-line report says which file."""
-    try:
-        yield
-    except OSError as error:
-        if error.filename is not None or error.errno is None:
-            raise
-        raise OSError(error.errno, error.strerror, str(path)) from error
-
-
-def write_atomically(path: Path, text: str) -> Path:
-    """``reasonrl.workdir.atomic_write_text`` (the old file or the new one, never a fragment),
-    with a failure raised as an OSError naming ``path``."""
-    with naming(path):
-        return atomic_write_text(path, text)
-
-
 def append_synced(path: Path, data: bytes) -> int:
     """Appends ``data`` to ``path``, flushes and fsyncs; returns the file's new size."""
-    with naming(path), open(path, "ab") as handle:
+    with naming_errors(path), open(path, "ab") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -129,7 +110,7 @@ def json_lines(records) -> bytes:
 
 def truncate_synced(path: Path, size: int) -> None:
     """Cuts ``path`` to ``size`` bytes and fsyncs."""
-    with naming(path), open(path, "r+b") as handle:
+    with naming_errors(path), open(path, "r+b") as handle:
         handle.truncate(size)
         os.fsync(handle.fileno())
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from reasonrl.errors import ReasonRLError
 from reasonrl.sampling import run_store
+from reasonrl.workdir import atomic_write_text
 
 STATE_SUFFIX = ".state.jsonl"
 SUMMARY_SUFFIX = ".summary.json"
@@ -70,9 +71,7 @@ def _start(output: Path, config: dict) -> list[dict]:
             f"by a distillation run?); delete it or choose another --output"
         )
     output.parent.mkdir(parents=True, exist_ok=True)
-    run_store.write_atomically(
-        state_path(output), json.dumps({"config": config}, sort_keys=True) + "\n"
-    )
+    atomic_write_text(state_path(output), json.dumps({"config": config}, sort_keys=True) + "\n")
     output.write_bytes(b"")
     return []
 
@@ -199,4 +198,4 @@ def summarize(entries: Iterable[dict]) -> dict:
 def write_summary(output: Path, summary: dict) -> Path:
     """Writes ``OUT.jsonl.summary.json`` atomically (a full disk leaves the previous one)."""
     path = summary_path(Path(output))
-    return run_store.write_atomically(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")

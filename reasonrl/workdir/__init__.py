@@ -2,7 +2,7 @@
 fingerprinted so that a rerun never silently reuses results made from other inputs
 (`fingerprint`)."""
 
-from reasonrl.workdir.files import atomic_write_json, atomic_write_text
+from reasonrl.workdir.files import atomic_write_json, atomic_write_text, naming_errors
 from reasonrl.workdir.fingerprint import (
     FINGERPRINT_FILE,
     RESULT_NEUTRAL_FIELDS,
@@ -29,6 +29,7 @@ __all__ = [
     "ResultDir",
     "atomic_write_json",
     "atomic_write_text",
+    "naming_errors",
     "file_identity",
     "read_fingerprint",
     "reconcile",

@@ -4,10 +4,12 @@ Summaries, DONE markers, run configs and fingerprints go through `atomic_write_t
 `atomic_write_json`: written to a temporary file beside the target, flushed and fsync-ed, then
 renamed over it (os.replace is atomic on POSIX). A full or read-only disk raises the OSError
 (naming the file) and leaves the target as it was, with no temporary file behind.
+`naming_errors(path)` gives any other write the same naming (an fsync that fails names no file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -15,9 +17,26 @@ from pathlib import Path
 from typing import Any
 
 
+@contextlib.contextmanager
+def naming_errors(path: str | Path):
+    """Re-raises an OSError that names no file (a failed write or fsync: a full disk) as one
+    naming `path`, so that the one-line report says which file."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None or error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Replaces `path` with `text` (UTF-8) atomically; creates its directory if needed."""
     path = Path(path)
+    with naming_errors(path):
+        return _replace_with(path, text)
+
+
+def _replace_with(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -13,6 +13,7 @@ import pytest
 from reasonrl import models
 from reasonrl.sampling import problem_runs, run_store
 from reasonrl.sampling.problem_runs import SettingsError
+from reasonrl.workdir import atomic_write_text
 from tests.sampling.full_disk import fill_disk_for
 
 
@@ -50,10 +51,10 @@ def test_records_of_older_versions_resume(caplog):
 
 def test_a_full_disk_leaves_the_old_file_and_names_the_new_one(tmp_path, monkeypatch):
     path = tmp_path / "summary.json"
-    run_store.write_atomically(path, '{"old": true}\n')
+    atomic_write_text(path, '{"old": true}\n')
     fill_disk_for(monkeypatch, "summary.json")
     with pytest.raises(OSError, match=r"No space left on device") as raised:
-        run_store.write_atomically(path, '{"new": true, "padding": "' + "x" * 1000 + '"}\n')
+        atomic_write_text(path, '{"new": true, "padding": "' + "x" * 1000 + '"}\n')
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(path)
     assert path.read_text() == '{"old": true}\n'
     assert sorted(child.name for child in tmp_path.iterdir()) == ["summary.json"]
