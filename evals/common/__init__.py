@@ -11,4 +11,8 @@
 * :mod:`~evals.common.runner` -- generate, grade and record one benchmark run (sampling and
   grading through :mod:`reasonrl.sampling.problem_runs`, as distillation does).
 * :mod:`~evals.common.cli` -- the absl flags and ``main`` both binaries share.
+* :mod:`~evals.common.diversity_runner`, :mod:`~evals.common.diversity_report`,
+  :mod:`~evals.common.diversity_quality` -- the diversity eval (``evals.diversity``): sampling
+  open-ended prompts on the same path, NoveltyBench / hivemind measurements and outputs,
+  reward-model quality scores.
 """

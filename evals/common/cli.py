@@ -27,8 +27,14 @@ from reasonrl.sampling import TRUNCATE_PROMPT_CHOICES, problem_runs
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
-    """Defines the shared flags (each binary adds --benchmark itself)."""
+def define_flags(kind: str = "math", *, default_protocol: str | None = None) -> None:
+    """Defines the shared flags (each binary adds --benchmark itself).
+
+    Args:
+        kind: the binary's protocols (``protocols.protocol_names(kind)``); "math" binaries also
+            get the grader flags.
+        default_protocol: the --protocol used when none is given.
+    """
     flags.DEFINE_string(
         "checkpoint",
         None,
@@ -46,13 +52,13 @@ def define_flags() -> None:
         "output_dir",
         None,
         "Where samples.jsonl, summary.json, run_config.json, "
-        "tensorboard/ and accuracy.png go; rerun to resume.",
+        "tensorboard/ and the PNG plot go; rerun to resume.",
         required=True,
     )
     flags.DEFINE_enum(
         "protocol",
-        None,
-        sorted(protocols.PROTOCOLS),
+        default_protocol,
+        protocols.protocol_names(kind),
         "Published settings preset; explicit sampling flags override it.",
     )
     flags.DEFINE_enum(
@@ -87,6 +93,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("mesh_data", 1, "Mesh 'data' axis size (-1 = fill the devices).")
     flags.DEFINE_integer("mesh_fsdp", -1, "Mesh 'fsdp' axis size (-1 = fill the devices).")
     flags.DEFINE_integer("mesh_tensor", 1, "Mesh 'tensor' axis size (-1 = fill the devices).")
+    if kind != "math":
+        return
     flags.DEFINE_integer("grader_workers", None, "Grader processes (default: the grader's).")
     flags.DEFINE_float(
         "grader_timeout_s",

@@ -10,6 +10,17 @@ r1              0.6  0.95  0     32768          64 (math500: 4, open-r1)     r1
 qwen_math       0    1.0   0     2048           1 (greedy)                   qwen_math
 qwen_math_maj8  0.7  0.8   0     2048           8                            qwen_math
 =============== ==== ===== ===== ============== ============================ ===============
+
+The diversity eval (``evals.diversity``) has protocols of its own (``kind="diversity"``; the
+math binaries list only ``kind="math"`` ones):
+
+=============== ==== ===== ===== ============== ============================ ===============
+noveltybench    1.0  1.0   0     512            10 (independent samples)     plain
+hivemind        1.0  0.9   0     512            50                           plain
+=============== ==== ===== ===== ============== ============================ ===============
+
+NoveltyBench: ``src/inference.py`` (k = 10, T = 1.0, max_tokens 512). Artificial Hivemind: 50
+samples per query, top-p 0.9, T = 1.0; the paper gives no length limit, 512 as NoveltyBench.
 """
 
 from __future__ import annotations
@@ -38,11 +49,13 @@ class Protocol:
         name: registry key.
         settings: flag name -> value (keys of ``DEFAULT_SETTINGS``), for every benchmark.
         num_samples_by_benchmark: benchmark -> num_samples where it differs from ``settings``.
+        kind: which binaries offer it: "math" (math500, aime) or "diversity".
     """
 
     name: str
     settings: dict
     num_samples_by_benchmark: dict = dataclasses.field(default_factory=dict)
+    kind: str = "math"
 
     def settings_for(self, benchmark: str) -> dict:
         """This protocol's settings for ``benchmark``."""
@@ -89,8 +102,37 @@ PROTOCOLS: dict[str, Protocol] = {
                 prompt_template="qwen_math",
             ),
         ),
+        Protocol(
+            "noveltybench",
+            dict(
+                temperature=1.0,
+                top_p=1.0,
+                top_k=0,
+                max_new_tokens=512,
+                num_samples=10,
+                prompt_template="plain",
+            ),
+            kind="diversity",
+        ),
+        Protocol(
+            "hivemind",
+            dict(
+                temperature=1.0,
+                top_p=0.9,
+                top_k=0,
+                max_new_tokens=512,
+                num_samples=50,
+                prompt_template="plain",
+            ),
+            kind="diversity",
+        ),
     )
 }
+
+
+def protocol_names(kind: str) -> list[str]:
+    """The names of the protocols of ``kind`` ("math" or "diversity"), sorted."""
+    return sorted(name for name, protocol in PROTOCOLS.items() if protocol.kind == kind)
 
 
 def resolve_settings(protocol_name: str | None, benchmark: str, explicit: dict) -> dict:

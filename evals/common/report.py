@@ -13,6 +13,11 @@
   samples count as incorrect); ``prompt_truncated_problems`` -- problems whose prompt was cut
   (``--truncate_prompt=left``)
 * ``by_subject`` / ``by_level`` -- {group: {num_problems, pass@1}} (MATH-500 only)
+* ``distinct_answers`` -- distinct normalised final answers among a problem's n samples (samples
+  without an answer do not count), averaged over problems; ``distinct_answers_per_problem`` --
+  {problem id: that count}
+* ``pass@k_gap`` -- {k: pass@k - pass@1}: what sampling more buys over one sample; a shrinking
+  gap as training goes on is the accuracy-side sign of a collapsing output distribution
 
 See :mod:`evals.common.metrics` for the estimator and the vote's tie rule. ``summary.json`` and
 the plot are replaced atomically: a full or read-only disk leaves the previous files (or none),
@@ -87,6 +92,7 @@ def summarize(
     grouped = _samples_by_problem(records, problems, num_samples)
     ks = metrics.k_values(num_samples)
     accuracy, pass_at, majority = {}, collections.defaultdict(list), collections.defaultdict(list)
+    distinct_answers = {}
     for problem in problems:
         group = grouped[problem.id]
         correct = [bool(record["correct"]) for record in group]
@@ -95,6 +101,7 @@ def summarize(
             for record in group
         ]
         accuracy[problem.id] = sum(correct) / num_samples
+        distinct_answers[problem.id] = len({answer for answer in answers if answer is not None})
         for k in ks:
             pass_at[k].append(metrics.pass_at_k(num_samples, sum(correct), k))
             majority[k].append(float(metrics.majority_vote(answers[:k], correct[:k])))
@@ -107,6 +114,9 @@ def summarize(
         "total_samples": len(samples),
         "pass@1": metrics.mean(list(accuracy.values())),
         "pass@k": {str(k): metrics.mean(values) for k, values in pass_at.items()},
+        "pass@k_gap": {
+            str(k): metrics.mean(values) - metrics.mean(pass_at[1]) for k, values in pass_at.items()
+        },
         "maj@k": {str(k): metrics.mean(values) for k, values in majority.items()},
         "mean_completion_tokens": metrics.mean([record["num_tokens"] for record in sampled]),
         "truncation_rate": metrics.mean(
@@ -119,6 +129,8 @@ def summarize(
         "prompt_truncated_problems": _problems_with(
             grouped, lambda record: record.get("prompt_truncated", False)
         ),
+        "distinct_answers": metrics.mean(list(distinct_answers.values())),
+        "distinct_answers_per_problem": distinct_answers,
     }
     if all(problem.level is not None for problem in problems):
         summary["by_subject"] = _group_pass_at_1(problems, accuracy, lambda p: p.subject)
@@ -133,7 +145,10 @@ def summary_scalars(summary: dict) -> dict[str, float]:
         f"{prefix}/pass@1": summary["pass@1"],
         f"{prefix}/mean_completion_tokens": summary["mean_completion_tokens"],
         f"{prefix}/truncation_rate": summary["truncation_rate"],
+        f"{prefix}/distinct_answers": summary["distinct_answers"],
     }
+    largest = max(summary["pass@k_gap"], key=int)
+    scalars[f"{prefix}/pass@{largest}_minus_pass@1"] = summary["pass@k_gap"][largest]
     for name in ("pass@k", "maj@k"):
         for k, value in summary[name].items():
             scalars[f"{prefix}/{name[:-1]}{k}"] = value
@@ -169,6 +184,12 @@ def plot(summary: dict, path: Path) -> None:
         bars.set_xticks(positions, list(levels))
         bars.set(xlabel="MATH level", ylabel="pass@1 (%)", ylim=(0, 100), title="pass@1 by level")
     figure.tight_layout()
+    plot_to(figure, path)
+
+
+def plot_to(figure, path: Path) -> None:
+    """Saves ``figure`` as a PNG to a temporary file beside ``path``, renames it over ``path``
+    and closes the figure (an OSError names ``path``)."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:

@@ -91,22 +91,24 @@ def _bad_line(path: Path, number: int, problem: str) -> OutputFileError:
     )
 
 
-def _parse_record(path: Path, number: int, line: bytes) -> dict:
-    """The sample record on line ``number`` of ``path``."""
+def _parse_record(path: Path, number: int, line: bytes, fields=RECORD_FIELDS) -> dict:
+    """The sample record on line ``number`` of ``path`` (it must hold ``fields``)."""
     try:
         record = json.loads(line)
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
         raise _bad_line(path, number, f"not a JSON line ({error})") from None
     if not isinstance(record, dict):
         raise _bad_line(path, number, f"not a sample record (a {type(record).__name__})")
-    missing = [name for name in RECORD_FIELDS if name not in record]
+    missing = [name for name in fields if name not in record]
     if missing:
         raise _bad_line(path, number, f"not a sample record (no {', '.join(missing)})")
     return record
 
 
-def read_samples(path: Path) -> list[dict]:
+def read_samples(path: Path, fields=RECORD_FIELDS) -> list[dict]:
     """The records of a samples file; a torn (unterminated) last line is ignored.
+
+    ``fields``: what every record holds (the diversity eval's records have no grades).
 
     Raises:
         OutputFileError: naming ``file:line`` of a complete line that is not a sample record or
@@ -119,7 +121,7 @@ def read_samples(path: Path) -> list[dict]:
     for number, line in enumerate(complete_lines, start=1):
         if not line.strip():
             continue
-        record = _parse_record(path, number, line)
+        record = _parse_record(path, number, line, fields)
         pair = (record["id"], record["sample"])
         if pair in first_line:
             raise _bad_line(
@@ -132,12 +134,12 @@ def read_samples(path: Path) -> list[dict]:
     return records
 
 
-def open_samples(path: Path) -> set[tuple[str, int]]:
+def open_samples(path: Path, fields=RECORD_FIELDS) -> set[tuple[str, int]]:
     """(problem id, sample index) pairs already in ``path``; cuts a torn last line off the file."""
     if not path.is_file():
         return set()
     run_store.cut_torn_tail(path)
-    return {(record["id"], record["sample"]) for record in read_samples(path)}
+    return {(record["id"], record["sample"]) for record in read_samples(path, fields)}
 
 
 def append_samples(path: Path, records: Iterable[dict]) -> None:

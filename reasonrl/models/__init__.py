@@ -1,4 +1,5 @@
-"""Decoder-only LMs (Qwen2/2.5, Qwen3, Llama 3.x) as pure functions of (config, params)."""
+"""Decoder-only LMs (Qwen2/2.5, Qwen3, Llama 3.x) as pure functions of (config, params), and a
+BERT sentence encoder (`SentenceEncoder`: all-MiniLM-L6-v2 and other BERT-style directories)."""
 
 from reasonrl.models.api import (
     InputError,
@@ -16,7 +17,14 @@ from reasonrl.models.api import (
     param_shardings,
     validate_tokens,
 )
+from reasonrl.models.bert import BertConfig, bert_hidden_states, init_bert_params
+from reasonrl.models.bert_checkpoint import load_bert_checkpoint
 from reasonrl.models.config import ARCHITECTURES, ConfigError, ModelConfig, RopeScaling
+from reasonrl.models.encoder import (
+    EncoderNotFoundError,
+    SentenceEncoder,
+    default_encoder_directory,
+)
 from reasonrl.models.hf_checkpoint import (
     CheckpointError,
     load_hf_checkpoint,
@@ -28,20 +36,27 @@ from reasonrl.models.transformer import CausalLM, KVCache
 
 __all__ = [
     "ARCHITECTURES",
+    "BertConfig",
     "CausalLM",
     "CheckpointError",
     "ConfigError",
+    "EncoderNotFoundError",
     "InputError",
     "KVCache",
     "ModelConfig",
     "PRESETS",
     "RopeScaling",
+    "SentenceEncoder",
+    "bert_hidden_states",
     "build_model",
+    "default_encoder_directory",
     "default_positions",
     "forward",
     "get_preset",
     "hidden_states",
+    "init_bert_params",
     "init_params",
+    "load_bert_checkpoint",
     "load_hf_checkpoint",
     "logits_from_hidden",
     "make_forward",

@@ -3,7 +3,9 @@
 Special-token roles (bos/eos/pad) come from `tokenizer_config.json` (falling back to
 `special_tokens_map.json`) next to `tokenizer.json` when present. The Jinja chat template in
 those files is never executed; it is only inspected to name the matching built-in template
-(`chat_template_name`).
+(`chat_template_name`). Truncation and padding settings stored in `tokenizer.json` (sentence
+encoders ship `max_length: 128` and fixed padding) are switched off: `encode` returns every
+token of the text, and callers cut or pad.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class HFTokenizer(Tokenizer):
             raise FileNotFoundError(f"tokenizer.json not found: {tokenizer_json_path!r}")
         self.name = tokenizer_json_path
         self._tokenizer = tokenizers.Tokenizer.from_file(tokenizer_json_path)
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
         directory = os.path.dirname(os.path.abspath(tokenizer_json_path))
         if config_path is None:
             candidates = (os.path.join(directory, name) for name in CONFIG_FILENAMES)
