@@ -27,14 +27,11 @@ _JSON = flags.DEFINE_string("json_out", "", "also write the results to this file
 
 
 def train_flops_per_token(config) -> float:
-    """6 N (matmul params, forward + backward) + 12 L H Dh T (attention scores and values)."""
-    from reasonrl import models
+    """6 N (matmul params, forward + backward) + 12 L H Dh T (attention scores and values, the
+    full sequence T counted, as MFU figures usually do)."""
+    from reasonrl.models.flops import forward_flops_per_token
 
-    n = models.num_params(config) - config.vocab_size * config.hidden_size  # embedding lookup
-    if config.tie_word_embeddings:
-        n += config.vocab_size * config.hidden_size  # ... but the tied LM head is a matmul
-    attention = 12 * config.num_layers * config.num_heads * config.head_dim * _SEQ.value
-    return 6 * n + attention
+    return 3 * forward_flops_per_token(config, _SEQ.value)
 
 
 def matmul_peak_flops(dtype: str, size: int = 2048, repeats: int = 20) -> float:

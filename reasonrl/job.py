@@ -41,11 +41,14 @@ from pathlib import Path
 import jax
 
 from reasonrl import data as data_lib
+from reasonrl.data.spec import SpecError
+from reasonrl.data.tokenizer.training import THINKING_MARKERS, special_tokens
 from reasonrl.objectives import get_objective
 from reasonrl.rl import loop as rl_loop  # noqa: F401  (registers the "rl" loop)
+from reasonrl.rlp import loop as rlp_loop  # noqa: F401  (registers the "rlp" loop)
 from reasonrl.train import supervised  # noqa: F401  (registers the "supervised" loop)
 from reasonrl.train.checkpointing import CHECKPOINTS_DIR, checkpoint_steps
-from reasonrl.train.config import objective_config, stage_order, validate_job
+from reasonrl.train.config import job_error, objective_config, stage_order, validate_job
 from reasonrl.train.engine import StageResult
 from reasonrl.train.exports import DONE_FILE, EXPORT_DIR
 from reasonrl.train.loops import get_loop, loop_options
@@ -108,11 +111,20 @@ def _trained_tokenizer(tok, workdir: Path) -> tuple[Path, ResultDir]:
     result directory, fingerprinted by corpus and vocab_size."""
     directory = workdir / TOKENIZER_DIR
     model_file = directory / "tokenizer.model"
-    fingerprint = tokenizer_fingerprint(tok.train_on, tok.vocab_size)
+    extra = THINKING_MARKERS if tok.thinking_markers else ()
+    fingerprint = tokenizer_fingerprint(tok.train_on, tok.vocab_size, extra)
     trained_before = model_file.exists()
     if not trained_before and jax.process_index() == 0:
         write_fingerprint(directory, fingerprint)
-        data_lib.train_sentencepiece(tok.train_on, str(directory), vocab_size=tok.vocab_size)
+        try:
+            data_lib.train_sentencepiece(
+                tok.train_on,
+                str(directory),
+                vocab_size=tok.vocab_size,
+                special_tokens=special_tokens(tok.thinking_markers),
+            )
+        except SpecError as error:  # "vocab_size: ..." does not fit the corpus
+            raise job_error(f"tokenizer.{error}") from error
     return model_file, ResultDir(TOKENIZER_DIR, directory, fingerprint, trained_before)
 
 

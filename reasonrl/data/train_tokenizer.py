@@ -9,7 +9,8 @@ writes `dir/tokenizer.model` (load it with `reasonrl.data.load_tokenizer(dir)`) 
     normalisation, no dummy-prefix space);
   * has ids unk=0, bos=1 (<s>), eos=2 (</s>), pad=3 (<pad>);
   * holds every special token of the built-in chat templates (chatml, llama3) as a
-    user-defined symbol, so those templates render with it;
+    user-defined symbol, so those templates render with it (and, with --thinking_markers,
+    <think> and </think>, one id each: RLP's thought delimiters);
   * splits digits into single characters, which suits arithmetic text.
 
 Each line of the input is one training sentence; blank lines are ignored. A missing or empty
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from absl import flags
 
 from reasonrl import cli
-from reasonrl.data.tokenizer.training import train_sentencepiece
+from reasonrl.data.tokenizer.training import special_tokens, train_sentencepiece
 
 
 def _define_flags() -> None:
@@ -34,6 +35,7 @@ def _define_flags() -> None:
     flags.DEFINE_string("output", None, "Directory to write tokenizer.model into.")
     flags.DEFINE_enum("model_type", "bpe", ["bpe", "unigram"], "SentencePiece model type.")
     flags.DEFINE_integer("max_sentences", 2_000_000, "Input lines sampled for training (0: all).")
+    flags.DEFINE_bool("thinking_markers", False, "Also make <think> and </think> single ids.")
     flags.mark_flags_as_required(["input", "vocab_size", "output"])
 
 
@@ -46,6 +48,7 @@ def main(argv: Sequence[str]) -> None:
         values.vocab_size,
         model_type=values.model_type,
         max_sentences=values.max_sentences,
+        special_tokens=special_tokens(values.thinking_markers),
     )
     print(f"wrote {model_path}")
 

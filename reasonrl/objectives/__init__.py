@@ -5,6 +5,7 @@ from reasonrl.objectives import (  # noqa: F401  (register)
     dpo,
     policy_gradient,
     reward_model,
+    rlp,
 )
 from reasonrl.objectives.logprobs import TokenStats, token_statistics
 from reasonrl.objectives.metrics import Max, Mean, Min
@@ -16,6 +17,7 @@ from reasonrl.objectives.registry import (
     ParamsHooks,
     ReferenceHook,
     RegisteredObjective,
+    StateHook,
     get_objective,
     register_objective,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "ParamsHooks",
     "ReferenceHook",
     "RegisteredObjective",
+    "StateHook",
     "TokenStats",
     "get_objective",
     "load_reward_model",

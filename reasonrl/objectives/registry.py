@@ -18,6 +18,9 @@ it declares when it registers (no loop has per-objective branches):
   reference=ReferenceHook(...)  batch fields computed under the frozen initial params (DPO's
                                 reference log-probs, the policy gradient's KL reference), added
                                 to every train/eval batch; loaded only when the hook is needed;
+  state=StateHook(...)          state it keeps next to the params in the train state and
+                                updates after every applied optimizer step (RLP's EMA teacher):
+                                checkpointed and restored with the params;
   validate=fn                   checks the option values (raises ObjectiveOptionError naming
                                 the option), run with the config validation before anything
                                 loads or compiles.
@@ -105,6 +108,25 @@ class ReferenceHook:
     needed: Callable[[Any], bool] = lambda config: True
 
 
+@dataclasses.dataclass(frozen=True)
+class StateHook:
+    """Objective state that lives in the train state (`TrainState.extra`) next to the params.
+
+    init(params, config) -> extra
+        A pytree built from the stage's initial trainable params, inside the jit that creates
+        the train state (for a resumed run it is then replaced by the checkpointed one).
+    update(extra, params, config) -> extra
+        Pure and jit-able; runs inside the train step after each applied optimizer update,
+        with the updated params (a skipped non-finite update leaves `extra` as it was).
+    shardings(param_shardings, mesh) -> shardings of extra (same tree as init's), e.g. the
+        params' own for a copy of them.
+    """
+
+    init: Callable[[Any, Any], Any]
+    update: Callable[[Any, Any, Any], Any]
+    shardings: Callable[[Any, Mesh], Any]
+
+
 class ObjectiveOptionError(ReasonRLError, ValueError):
     """An objective option with a value the objective cannot use; `option` names it."""
 
@@ -142,6 +164,7 @@ class RegisteredObjective:
     params: ParamsHooks = ParamsHooks()
     reference: ReferenceHook | None = None
     validate: Callable[[Any], None] = lambda config: None
+    state: StateHook | None = None
 
     def needs_reference(self, config) -> bool:
         """Whether a stage with these options needs the frozen reference params."""
@@ -158,11 +181,12 @@ def register_objective(
     params: ParamsHooks | None = None,
     reference: ReferenceHook | None = None,
     validate: Callable[[Any], None] | None = None,
+    state: StateHook | None = None,
     **defaults,
 ) -> Callable[[Objective], Objective]:
     """Registers `fn` under `name`; other keyword arguments are its config options and their
-    defaults. `loop`, `params`, `reference` and `validate` declare how the engine runs it (see
-    the module docstring), so they cannot be option names."""
+    defaults. `loop`, `params`, `reference`, `validate` and `state` declare how the engine runs
+    it (see the module docstring), so they cannot be option names."""
 
     def decorator(fn: Objective) -> Objective:
         if name in OBJECTIVES:
@@ -175,6 +199,7 @@ def register_objective(
             params or ParamsHooks(),
             reference,
             validate or (lambda config: None),
+            state,
         )
         return fn
 

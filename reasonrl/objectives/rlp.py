@@ -1,5 +1,5 @@
-"""RLP, Reinforcement as a Pretraining Objective (Hatamizadeh et al. 2025, arXiv 2510.01265): the
-pure math, without the loop that feeds it (not registered as an objective yet).
+"""RLP, Reinforcement as a Pretraining Objective (Hatamizadeh et al. 2025, arXiv 2510.01265):
+the objective `rlp` and its math. Its loop (positions, thoughts, rewards) is `reasonrl.rlp.loop`.
 
 At a position t of a document x, the model θ samples G thoughts c^(i) ~ π_θ(· | x_<t) and is
 rewarded by how much each thought helps it predict the observed next token(s) (the information
@@ -8,7 +8,7 @@ gain, eq. 5-6), measured against a no-think baseline p̄_φ that is an EMA of θ
     r(c)   = Σ_k m_k (log p_θ(x_{t+k} | x_<t, c) − log p̄_φ(x_{t+k} | x_<t))     k < score_tokens
     A^(i)  = G/(G−1) · (r(c^(i)) − (1/G) Σ_j r(c^(j)))            eq. 7: no std, sg(A)
     L      = (1/BG) Σ_b Σ_i −(1/|c^(b,i)|) Σ_u min(ρ_u·A, clip(ρ_u, 1−ε_low, 1+ε_high)·A)   eq. 8
-    φ      ← θ on the first step (lazy init), then φ ← τφ + (1−τ)θ after every optimizer step
+    φ      ← θ at the first step (lazy init), then φ ← τφ + (1−τ)θ after every optimizer step
 
 r is a constant (the paper's §2 and methods.md §1(d)): no gradient reaches the reasoned scorer
 p_θ (although it shares θ) nor the EMA baseline; the gradient reaches the thought tokens only.
@@ -16,16 +16,10 @@ There is no next-token-prediction term. The paper does not give ε nor how posit
 here ε_low = ε_high = 0.2 (PPO's) and positions are uniform over the document's valid tokens
 after `min_context` (`sample_positions`).
 
-What the loop (not written yet) must do with these pieces, per step:
-  1. positions = sample_positions(valid_mask, num_positions, min_context, rng); drop (mask out)
-     the -1 entries;
-  2. roll out G thoughts of ≤ max_thought_tokens per (document, position) at `temperature`,
-     the G thoughts of one context in contiguous rows;
-  3. score the window x_t .. x_{t+score_tokens−1} teacher-forced, at temperature 1, by θ after
-     the thought (reasoned) and by φ without it (baseline); r = information_gain(...);
-  4. A = rlp_advantages(r, group_size); loss = rlp_loss_terms(log π_θ(thought), log π_old, A,
-     thought_mask, options, rewards=r);
-  5. after the optimizer step: φ, initialized = ema_update(φ, θ, ema_decay, initialized).
+φ is the objective's state in the train state (`EMA_TEACHER`, a `StateHook`): float32, sharded
+like the params, checkpointed and restored with them. The paper's lazy init (φ ← θ on the first
+batch) happens when the train state is created, which is the same params: a stage's first
+rewards are measured against φ = θ_0.
 """
 
 from __future__ import annotations
@@ -35,22 +29,30 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from reasonrl.objectives.metrics import Mean
+from reasonrl.objectives.logprobs import token_statistics
 from reasonrl.objectives.policy_gradient import (
     KL_ESTIMATORS,
+    KL_REFERENCE,
     LOG_RATIO_CLAMP,
     PolicyGradientOptions,
     policy_gradient_terms,
 )
-from reasonrl.objectives.registry import check_option
+from reasonrl.objectives.registry import (
+    ModelContext,
+    StateHook,
+    check_option,
+    register_objective,
+)
 from reasonrl.rl.advantages import rloo_advantages
 
 __all__ = [
+    "EMA_TEACHER",
     "LOG_RATIO_CLAMP",
     "RlpOptions",
     "ema_update",
     "information_gain",
     "rlp_advantages",
+    "rlp_loss",
     "rlp_loss_terms",
     "sample_positions",
 ]
@@ -71,6 +73,13 @@ class RlpOptions:
         loss needs ref log-probs. kl_estimator: a policy_gradient.KL_ESTIMATORS name.
     temperature: the thoughts' rollout temperature (paper: 0.7); π_old must be scored at it.
     score_tokens: how many next tokens x_t .. x_{t+k−1} the reward scores (paper: 1).
+    thought_open / thought_close: the text around a thought (default: the thinking markers of
+        Qwen3 / DeepSeek-R1 chat templates). thought_close must be one token of the tokenizer:
+        it ends a thought when sampled, and is appended to a thought cut at max_thought_tokens.
+    num_minibatches / update_epochs: optimizer updates per step = their product (paper: one;
+        then π_old = sg(π_θ) and the ratio is 1; more make the clip matter, as in PPO).
+    logits_chunk_size: rows of the [T, V] logits materialised at once (log-prob chunking).
+    report_entropy: log the thought tokens' mean entropy (one more softmax pass).
     """
 
     group_size: int = 16
@@ -84,6 +93,12 @@ class RlpOptions:
     kl_estimator: str = "k3"
     temperature: float = 0.7
     score_tokens: int = 1
+    thought_open: str = "<think>"
+    thought_close: str = "</think>"
+    num_minibatches: int = 1
+    update_epochs: int = 1
+    logits_chunk_size: int = 1024
+    report_entropy: bool = True
 
     def __post_init__(self):
         for option, valid, rule in (
@@ -97,6 +112,10 @@ class RlpOptions:
             ("kl_coef", self.kl_coef >= 0.0, "must be >= 0"),
             ("temperature", self.temperature > 0.0, "must be > 0"),
             ("score_tokens", self.score_tokens >= 1, "must be >= 1"),
+            ("thought_close", bool(self.thought_close), "must be a token, got ''"),
+            ("num_minibatches", self.num_minibatches >= 1, "must be >= 1"),
+            ("update_epochs", self.update_epochs >= 1, "must be >= 1"),
+            ("logits_chunk_size", self.logits_chunk_size >= 1, "must be >= 1"),
         ):
             check_option(valid, option, f"{rule}, got {getattr(self, option)}")
         check_option(
@@ -168,7 +187,7 @@ def rlp_loss_terms(
     options: RlpOptions,
     *,
     ref_logprobs: jax.Array | None = None,
-    rewards: jax.Array | None = None,
+    entropy: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, dict]:
     """RLP's clipped surrogate (eq. 8, plus β·KL if kl_coef > 0) on the thought tokens.
 
@@ -179,15 +198,15 @@ def rlp_loss_terms(
                                  the scored token(s); an all-zero row (a dropped position,
                                  padding) contributes nothing
     ref_logprobs   float [N, T]  log π_ref, needed only when kl_coef > 0
-    rewards        float [N]     the information gains, for the rlp/info_gain metrics only
+    entropy        float [N, T]  the policy's token entropies, for the `entropy` metric
 
     Returns (loss_sum, denominator, metrics): loss_sum = Σ_i (1/|c_i|) Σ_u l_iu over the
     non-empty thoughts and denominator = their number, so loss_sum / denominator summed over
     micro-batches is the exact (1/BG) Σ mean. The clip and the log-ratio clamp (±LOG_RATIO_CLAMP)
     are `policy_gradient_terms`'s with loss_aggregation="seq_mean_token_mean". Metrics: its
     pg_loss / clip_fraction_low / clip_fraction_high / ratio_min / ratio_max / advantage (/ kl),
-    plus rlp/thought_length (tokens per non-empty thought) and, with `rewards`, rlp/info_gain
-    and rlp/info_gain_positive_fraction over the non-empty thoughts.
+    plus thought_length (tokens per non-empty thought). The information-gain metrics are the
+    loop's (`reasonrl.rlp.loop`), from the rewards it computed.
     """
     if options.kl_coef and ref_logprobs is None:
         raise KeyError("RLP with kl_coef > 0 needs ref_logprobs")
@@ -199,31 +218,20 @@ def rlp_loss_terms(
         mask,
         options.policy_gradient_options(),
         ref_logprobs=ref_logprobs,
+        entropy=entropy,
     )
-    metrics["rlp/thought_length"] = metrics.pop("response_tokens")
-    if rewards is not None:
-        thoughts = jnp.sum(mask, axis=1) > 0
-        rewards = jax.lax.stop_gradient(jnp.asarray(rewards, jnp.float32))
-        count = jnp.sum(thoughts.astype(jnp.float32))
-        metrics["rlp/info_gain"] = Mean.of(jnp.sum(jnp.where(thoughts, rewards, 0.0)), count)
-        metrics["rlp/info_gain_positive_fraction"] = Mean.of(
-            jnp.sum((thoughts & (rewards > 0)).astype(jnp.float32)), count
-        )
+    metrics["thought_length"] = metrics.pop("response_tokens")
     return loss_sum, denominator, metrics
 
 
-def ema_update(ema_params, params, decay, initialized) -> tuple:
-    """One step of the EMA baseline: φ ← θ if not `initialized` (lazy init), else
-    φ ← τφ + (1−τ)θ with τ = `decay`.
+def ema_update(ema_params, params, decay):
+    """One step of the EMA baseline: φ ← τφ + (1−τ)θ with τ = `decay`.
 
-    ema_params / params: pytrees of the same structure (any leaf shapes); `initialized` a bool
-    scalar (a jnp array, so it lives in the train state and resumes exactly; a traced value
-    under jit is fine). The mix is computed in float32 and cast to each EMA leaf's dtype (keep
-    φ in float32: with τ = 0.999 a bfloat16 φ would round most updates away). Pass τ as a
-    Python float (closed over, not a jit argument) to get 1 − τ exact to float32. Returns
-    (new_ema_params, jnp.bool_ True), both stop-gradient.
+    ema_params / params: pytrees of the same structure (any leaf shapes). The mix is computed
+    in float32 and cast to each EMA leaf's dtype (keep φ in float32: with τ = 0.999 a bfloat16
+    φ would round most updates away). Pass τ as a Python float (closed over, not a jit
+    argument) to get 1 − τ exact to float32. Returns the new EMA params, stop-gradient.
     """
-    initialized = jnp.asarray(initialized, bool)
     # 1 − τ: from a Python float it is taken in float64 (float32's 1 − 0.999 is 1.3e-5 off).
     weight = 1.0 - (decay if isinstance(decay, (int, float)) else jnp.asarray(decay, jnp.float32))
     weight = jax.lax.stop_gradient(jnp.asarray(weight, jnp.float32))
@@ -232,10 +240,75 @@ def ema_update(ema_params, params, decay, initialized) -> tuple:
         dtype = ema.dtype
         ema = jax.lax.stop_gradient(ema).astype(jnp.float32)
         param = jax.lax.stop_gradient(param).astype(jnp.float32)
-        mixed = ema + weight * (param - ema)  # = τφ + (1 − τ)θ
-        return jnp.where(initialized, mixed, param).astype(dtype)
+        return (ema + weight * (param - ema)).astype(dtype)  # = τφ + (1 − τ)θ
 
-    return jax.tree.map(leaf, ema_params, params), jnp.asarray(True)
+    return jax.tree.map(leaf, ema_params, params)
+
+
+def init_ema_teacher(params, config) -> dict:
+    """The EMA teacher's state at the first step: {"ema_params": float32 copy of θ} (lazy
+    init: φ ← θ)."""
+    del config
+    return {"ema_params": jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), params)}
+
+
+def update_ema_teacher(extra: dict, params, config) -> dict:
+    """After an optimizer step: φ ← τφ + (1−τ)θ with τ = config.ema_decay."""
+    return {"ema_params": ema_update(extra["ema_params"], params, float(config.ema_decay))}
+
+
+EMA_TEACHER = StateHook(
+    init=init_ema_teacher,
+    update=update_ema_teacher,
+    shardings=lambda param_shardings, mesh: {"ema_params": param_shardings},
+)
+
+
+def _validate(config) -> None:
+    RlpOptions.from_config(config)
+
+
+@register_objective(
+    "rlp",
+    loop="rlp",
+    reference=KL_REFERENCE,
+    state=EMA_TEACHER,
+    validate=_validate,
+    **{f.name: f.default for f in dataclasses.fields(RlpOptions)},
+)
+def rlp_loss(params, batch, rng, *, model: ModelContext, config):
+    """RLP's loss on a batch of thought rows (built by `reasonrl.rlp.loop`).
+
+    batch: tokens / positions / segment_ids / targets int [N, T] (context, thought, scored
+    tokens), loss_mask [N, T] (1 where the target is a thought token), advantages float [N],
+    optional old_logprobs [N, T] (π_old at `temperature`; default sg(π_θ)) and ref_logprobs
+    (kl_coef > 0). Log-probs are taken at `temperature`, the thoughts' sampling temperature.
+    """
+    del rng
+    options = RlpOptions.from_config(config)
+    hidden = model.hidden(params, batch)
+    stats = token_statistics(
+        model.config,
+        params,
+        hidden,
+        batch["targets"],
+        chunk_size=options.logits_chunk_size,
+        temperature=options.temperature,
+        entropy=options.report_entropy,
+        sharding=model.sharding,
+    )
+    old_logprobs = batch.get("old_logprobs")
+    if old_logprobs is None:
+        old_logprobs = jax.lax.stop_gradient(stats.logprobs)
+    return rlp_loss_terms(
+        stats.logprobs,
+        old_logprobs,
+        batch["advantages"],
+        batch["loss_mask"],
+        options,
+        ref_logprobs=batch.get("ref_logprobs"),
+        entropy=stats.entropy if options.report_entropy else None,
+    )
 
 
 def sample_positions(

@@ -19,6 +19,7 @@ Each rollout step, in order:
                   frozen initial params' log-probs when objective.kl_coef > 0: the engine's
                   reference mechanism, as for DPO);
   6. log          rollout metrics (reward and each term, accuracy, response length, truncation,
+                  per-group diversity: distinct final answers / G and mean pairwise ROUGE-1,
                   dynamic-sampling counts, time of each phase) next to the update metrics
                   (loss, clip fractions, KL, entropy, ratio extremes, sampler-vs-trainer
                   log-prob gap);
@@ -45,19 +46,26 @@ from absl import logging
 from reasonrl.data.prompt_pipeline import check_prompt_spec, make_prompt_pipeline
 from reasonrl.data.prompt_templates import PROMPT_TEMPLATES, stop_token_ids
 from reasonrl.data.tokenizer.chat_templates import CHAT_TEMPLATES
-from reasonrl.objectives.logprobs import token_statistics
+from reasonrl.diversity.groups import group_diversity
 from reasonrl.parallel import batch_sharding, make_mesh
-from reasonrl.rewards import REWARDS
+from reasonrl.rewards import REWARDS, extract_answer, normalize_answer
 from reasonrl.rewards.shaping import LENGTH_PENALTIES
 from reasonrl.rl.advantages import ADVANTAGE_ESTIMATORS, get_advantage_estimator
 from reasonrl.rl.dynamic_sampling import DynamicSamplingBuffer
 from reasonrl.rl.rollout import RolloutSettings, sample_rollout, score_rollout, train_batch
 from reasonrl.train.config import fail
-from reasonrl.train.engine import StageResult, StageRun, StageSetup, build_stage, global_batch
+from reasonrl.train.engine import (
+    SCORED_FIELDS,
+    StageResult,
+    StageRun,
+    StageSetup,
+    build_stage,
+    global_batch,
+    make_token_scorer,
+)
 from reasonrl.train.loops import StageLoop, loop_options, register_loop
 
 CURVE_FILE = "learning_curve.png"
-SCORED_FIELDS = ("tokens", "targets", "positions", "segment_ids")
 # rl.dynamic_sampling_filter -> the rollout field whose equal values make a group uninformative.
 DYNAMIC_SAMPLING_FILTERS = {"accuracy": "correct", "reward": "rewards"}
 
@@ -163,29 +171,6 @@ def _objective_options(rl) -> dict:
     return {"temperature": float(rl.temperature) or 1.0}
 
 
-def make_token_scorer(setup: StageSetup, temperature: float, chunk_size: int):
-    """jit of (params, batch) -> log p(targets) float32 [B, T] (no gradient), for pi_old."""
-
-    def score(params, batch):
-        hidden = setup.model_ctx.hidden(params, batch)
-        return token_statistics(
-            setup.model_config,
-            params,
-            hidden,
-            batch["targets"],
-            chunk_size=chunk_size,
-            temperature=temperature,
-            sharding=setup.model_ctx.sharding,
-        ).logprobs
-
-    rows = batch_sharding(setup.mesh)
-    return jax.jit(
-        score,
-        in_shardings=(setup.shardings.params, {k: rows for k in SCORED_FIELDS}),
-        out_shardings=rows,
-    )
-
-
 def _collect(params, prompts_iter, settings, setup, tokenizer, rl, num_prompts: int, key):
     """Rollout rounds until `num_prompts` groups are ready; (rollout, counts, timings)."""
     timings = {"sample": 0.0, "reward": 0.0}
@@ -233,7 +218,20 @@ def _collect(params, prompts_iter, settings, setup, tokenizer, rl, num_prompts: 
             return sample.batch, counts, timings
 
 
-def _rollout_metrics(rollout) -> dict[str, float]:
+def _group_diversity_metrics(rollout, group_size: int) -> dict[str, float]:
+    """rollout/distinct_answer_fraction and rollout/pairwise_rouge1, means over the groups
+    (`reasonrl.diversity.groups`): collapse shows here before it shows in accuracy."""
+    texts = [str(text) for text in rollout["completion_text"]]
+    answers = []
+    for text in texts:
+        answer = extract_answer(text)
+        answers.append(None if answer is None else normalize_answer(answer))
+    signals = group_diversity(texts, answers, group_size)
+    return {f"rollout/{name}": value for name, value in signals.items()}
+
+
+def _rollout_metrics(rollout, group_size: int | None = None) -> dict[str, float]:
+    """The step's rollout metrics; with `group_size`, also the per-group diversity signals."""
     if rollout["rewards"].size == 0:
         return {}
     out = {
@@ -250,6 +248,8 @@ def _rollout_metrics(rollout) -> dict[str, float]:
             if key.startswith("reward_")
         }
     )
+    if group_size:
+        out.update(_group_diversity_metrics(rollout, group_size))
     return out
 
 
@@ -393,18 +393,13 @@ def run_rl_stage(
                 batch["old_logprobs"] = scorer(
                     run.state.params, {k: batch[k] for k in SCORED_FIELDS}
                 )
-            for epoch in range(rl.update_epochs):
-                order = np.random.default_rng((train.seed, run.step, epoch)).permutation(rows)
-                for part in np.split(order, rl.num_minibatches):
-                    minibatch = jax.device_put(
-                        {k: v[part] for k, v in batch.items()}, rows_sharding
-                    )
-                    run.state, metrics = setup.train_step(minibatch)(run.state, minibatch)
-                    run.add_update(metrics)
+            run.minibatch_updates(
+                batch, num_minibatches=rl.num_minibatches, update_epochs=rl.update_epochs
+            )
             jax.block_until_ready(run.state.params)
             update_time = time.perf_counter() - update_start
 
-            values = {**_rollout_metrics(rollout), **counts}
+            values = {**_rollout_metrics(rollout, rl.group_size), **counts}
             total = time.perf_counter() - step_start
             values.update(
                 {

@@ -51,6 +51,7 @@ def tokenizer_config() -> ml_collections.ConfigDict:
             path="",  # an existing tokenizer (.model, tokenizer.json or a directory); or:
             train_on="",  # a text corpus to train a sentencepiece tokenizer on, into workdir
             vocab_size=2048,
+            thinking_markers=False,  # trained: also make <think> / </think> single ids (RLP)
         )
     )
 

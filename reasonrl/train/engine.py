@@ -14,9 +14,11 @@ A loop (see `reasonrl.train.loops`) builds its stage, then runs its steps inside
 What the engine owns:
 - build (`build_stage`): the model and its params (`load_model`: an earlier stage's export, a
   Hugging Face checkpoint or a preset's fresh init), the objective and its options, the
-  optimizer, the train state placed in its shardings, and the frozen reference params when the
-  objective registered a `ReferenceHook` it needs (`Reference`: a copy of the initial params,
-  re-derived from the model source on resume, never checkpointed);
+  optimizer, the train state placed in its shardings (with the objective's own state when it
+  registered a `StateHook`, e.g. RLP's EMA teacher: checkpointed with the params), and the
+  frozen reference params when the objective registered a `ReferenceHook` it needs
+  (`Reference`: a copy of the initial params, re-derived from the model source on resume,
+  never checkpointed);
 - resume: the newest readable orbax checkpoint (train state + the loop's iterator state; a
   checkpoint of another model shape is refused, see `reasonrl.train.checkpointing`);
 - logs: clu writers (TensorBoard), `metrics.jsonl` (`MetricsLog`, one host transfer per
@@ -52,7 +54,7 @@ from reasonrl import data as data_lib
 from reasonrl import models
 from reasonrl.errors import ReasonRLError
 from reasonrl.models.layers import ActivationSharding
-from reasonrl.objectives import ModelContext
+from reasonrl.objectives import ModelContext, token_statistics
 from reasonrl.objectives.registry import RegisteredObjective, get_objective
 from reasonrl.parallel import batch_sharding
 from reasonrl.train.checkpointing import CHECKPOINTS_DIR, Checkpointer
@@ -222,6 +224,7 @@ def build_stage(
         opt_cfg.total_steps = total_updates
     tx, schedule = make_optimizer(opt_cfg)
     model_ctx = ModelContext(model_config, ActivationSharding(mesh))
+    state_hook = registered.state
     step_fn = make_train_step(
         registered.fn,
         obj_config,
@@ -229,6 +232,9 @@ def build_stage(
         tx,
         schedule,
         StepConfig(stage.train.grad_accum, stage.train.on_nonfinite),
+        update_extra=(
+            None if state_hook is None else lambda extra, p: state_hook.update(extra, p, obj_config)
+        ),
     )
 
     reference = None
@@ -244,9 +250,18 @@ def build_stage(
         )
 
     rng = jax.random.key(stage.train.seed)
-    create = lambda p: TrainState.create(p, tx, rng)  # noqa: E731
+
+    def create(p):
+        extra = None if state_hook is None else state_hook.init(p, obj_config)
+        return TrainState.create(p, tx, rng, extra)
+
     abstract = jax.eval_shape(create, params)
-    shardings = state_shardings(abstract, param_shardings, mesh)
+    shardings = state_shardings(
+        abstract,
+        param_shardings,
+        mesh,
+        None if state_hook is None else state_hook.shardings(param_shardings, mesh),
+    )
     state = jax.jit(create, out_shardings=shardings, donate_argnums=(0,))(params)
     abstract = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
@@ -262,6 +277,34 @@ def build_stage(
         abstract,
         state,
         reference,
+    )
+
+
+SCORED_FIELDS = ("tokens", "targets", "positions", "segment_ids")
+
+
+def make_token_scorer(setup: StageSetup, temperature: float, chunk_size: int):
+    """jit of (params, batch) -> log p(batch["targets"]) float32 [B, T] at `temperature`, no
+    gradient; `batch` holds the SCORED_FIELDS over the batch axes. The params may be any
+    pytree sharded like the trainable ones (e.g. π_old, an EMA teacher)."""
+
+    def score(params, batch):
+        hidden = setup.model_ctx.hidden(params, batch)
+        return token_statistics(
+            setup.model_config,
+            params,
+            hidden,
+            batch["targets"],
+            chunk_size=chunk_size,
+            temperature=temperature,
+            sharding=setup.model_ctx.sharding,
+        ).logprobs
+
+    rows = batch_sharding(setup.mesh)
+    return jax.jit(
+        score,
+        in_shardings=(setup.shardings.params, {k: rows for k in SCORED_FIELDS}),
+        out_shardings=rows,
     )
 
 
@@ -504,6 +547,19 @@ class StageRun:
         self.log.add(self.update, metrics)
         self.update += 1
         self._report(self.update)
+
+    def minibatch_updates(self, batch: dict, *, num_minibatches: int, update_epochs: int) -> None:
+        """`update_epochs` passes over a loop step's `batch` (global arrays [R, ...]), each
+        split into `num_minibatches` minibatches of shuffled rows (by (train.seed, step,
+        epoch), so a resumed run shuffles alike), one optimizer update per minibatch."""
+        rows = len(next(iter(batch.values())))
+        sharding = batch_sharding(self.setup.mesh)
+        for epoch in range(update_epochs):
+            order = np.random.default_rng((self.train.seed, self.step, epoch)).permutation(rows)
+            for part in np.split(order, num_minibatches):
+                minibatch = jax.device_put({k: v[part] for k, v in batch.items()}, sharding)
+                self.state, metrics = self.setup.train_step(minibatch)(self.state, minibatch)
+                self.add_update(metrics)
 
     def end_step(
         self, values: dict[str, float] | None = None, postfix: dict[str, str] | None = None

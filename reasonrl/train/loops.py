@@ -8,6 +8,8 @@ runs in the loop of its objective. A loop is a short module on top of the stage 
                                              sft, reward_model, dpo)
     rl           reasonrl.rl.loop            rollouts sampled from the current policy, graded
                                              and turned into advantages (policy_gradient)
+    rlp          reasonrl.rlp.loop           thoughts sampled at positions of plain documents,
+                                             rewarded by their information gain (rlp)
 
 A loop may own a section of the stage config named after it (`stage.rl` for the rl loop): its
 `options()` are that section's fields and defaults, and `validate` checks them with the rest

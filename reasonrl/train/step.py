@@ -40,6 +40,8 @@ class TrainState:
     rng: uint32 key data of the run's base key; step s uses fold_in(rng, s).
     first_nonfinite_step: int32, -1 until a step's loss or gradient is not finite.
     skipped_steps: int32 count of updates skipped for non-finite values.
+    extra: the objective's own state (its `StateHook`, e.g. RLP's EMA teacher params), updated
+      after every applied update; {} for objectives without one.
     """
 
     step: jax.Array
@@ -48,12 +50,21 @@ class TrainState:
     rng: jax.Array
     first_nonfinite_step: jax.Array
     skipped_steps: jax.Array
+    extra: Any = flax.struct.field(default_factory=dict)
 
     @classmethod
-    def create(cls, params, tx: optax.GradientTransformation, rng: jax.Array) -> TrainState:
+    def create(
+        cls, params, tx: optax.GradientTransformation, rng: jax.Array, extra: Any = None
+    ) -> TrainState:
         scalar = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
         return cls(
-            scalar(0), params, tx.init(params), jax.random.key_data(rng), scalar(-1), scalar(0)
+            scalar(0),
+            params,
+            tx.init(params),
+            jax.random.key_data(rng),
+            scalar(-1),
+            scalar(0),
+            {} if extra is None else extra,
         )
 
 
@@ -147,8 +158,14 @@ def make_train_step(
     tx: optax.GradientTransformation,
     schedule: optax.Schedule,
     step_config: StepConfig,
+    update_extra: Callable[[Any, Any], Any] | None = None,
 ) -> Callable:
-    """The pure step function `(state, batch) -> (state, metrics)` (not yet jitted)."""
+    """The pure step function `(state, batch) -> (state, metrics)` (not yet jitted).
+
+    `update_extra(extra, new_params) -> extra` (the objective's `StateHook.update`) runs after
+    the optimizer update; like the params, `extra` keeps its old value when the update is
+    skipped.
+    """
 
     def train_step(state: TrainState, batch: dict):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
@@ -171,10 +188,14 @@ def make_train_step(
         first_bad = jnp.where(
             (state.first_nonfinite_step < 0) & ~finite, state.step, state.first_nonfinite_step
         )
+        extra = state.extra
+        if update_extra is not None:
+            extra = keep(update_extra(state.extra, new_params), state.extra)
         new_state = state.replace(
             step=state.step + 1,
             params=keep(new_params, state.params),
             opt_state=keep(new_opt_state, state.opt_state),
+            extra=extra,
             first_nonfinite_step=first_bad,
             skipped_steps=state.skipped_steps + (~apply).astype(jnp.int32),
         )
@@ -191,9 +212,12 @@ def make_train_step(
     return train_step
 
 
-def state_shardings(abstract_state: TrainState, param_shardings, mesh: Mesh) -> TrainState:
+def state_shardings(
+    abstract_state: TrainState, param_shardings, mesh: Mesh, extra_shardings: Any = None
+) -> TrainState:
     """Shardings for a TrainState: every optimizer leaf whose path ends with a parameter's path
-    (Adam's mu and nu) takes that parameter's sharding; counts and scalars replicate. All name
+    (Adam's mu and nu) takes that parameter's sharding; counts and scalars replicate; `extra`
+    takes `extra_shardings` (the objective's StateHook's; default: replicated). All name
     `mesh` (whatever its axis types), so a state placed with them lives on the caller's mesh."""
     replicated = NamedSharding(mesh, PartitionSpec())
     by_path = {
@@ -220,6 +244,11 @@ def state_shardings(abstract_state: TrainState, param_shardings, mesh: Mesh) -> 
         rng=replicated,
         first_nonfinite_step=replicated,
         skipped_steps=replicated,
+        extra=(
+            jax.tree.map(lambda _: replicated, abstract_state.extra)
+            if extra_shardings is None
+            else extra_shardings
+        ),
     )
 
 

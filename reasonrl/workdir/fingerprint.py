@@ -174,9 +174,15 @@ def stage_fingerprint(
     )
 
 
-def tokenizer_fingerprint(corpus: str | Path, vocab_size: int) -> dict[str, Any]:
-    """The fingerprint of a sentencepiece tokenizer trained on `corpus`."""
-    return with_digest({"corpus": file_identity(corpus), "vocab_size": vocab_size})
+def tokenizer_fingerprint(
+    corpus: str | Path, vocab_size: int, extra_special_tokens: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The fingerprint of a sentencepiece tokenizer trained on `corpus` (with special tokens
+    beyond the chat templates', e.g. the thinking markers)."""
+    fingerprint = {"corpus": file_identity(corpus), "vocab_size": vocab_size}
+    if extra_special_tokens:
+        fingerprint["extra_special_tokens"] = list(extra_special_tokens)
+    return with_digest(fingerprint)
 
 
 def read_fingerprint(directory: str | Path) -> dict[str, Any] | None:

@@ -15,7 +15,10 @@ from reasonrl.data import (
     MissingSpecialTokenError,
     SentencePieceTokenizer,
     load_tokenizer,
+    train_sentencepiece,
 )
+from reasonrl.data.spec import SpecError
+from reasonrl.data.tokenizer.training import special_tokens
 from tests.data.helpers import HF_SPECIAL_TOKENS, gsm8k_documents
 
 SAMPLES = [
@@ -124,3 +127,33 @@ def test_train_tokenizer_command(tmp_path):
     text = "<|im_start|>user\nJanet has 3 apples.<|im_end|>\n"
     assert tokenizer.decode(tokenizer.encode(text)) == text
     assert tokenizer.encode("<|im_start|>") == [tokenizer.special_token_id("<|im_start|>")]
+
+
+@pytest.mark.parametrize(
+    "vocab_size, message",
+    [
+        (100, r"vocab_size: 100 is below the \d+ pieces .*corpus.txt.* needs .*set it >= \d+"),
+        (5000, r"vocab_size: 5000 is more pieces than .*corpus.txt.* can yield; set it <= \d+"),
+    ],
+)
+def test_a_vocab_size_that_does_not_fit_the_corpus_names_the_size_that_would(
+    tmp_path, vocab_size, message
+):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("12+34=46\n7+8=15\n", encoding="utf-8")
+    with pytest.raises(SpecError, match=message):
+        train_sentencepiece(str(corpus), str(tmp_path / "tok"), vocab_size)
+
+
+def test_thinking_markers_are_single_ids_when_asked(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(gsm8k_documents(50)), encoding="utf-8")
+    plain = load_tokenizer(train_sentencepiece(str(corpus), str(tmp_path / "plain"), 400))
+    marked = load_tokenizer(
+        train_sentencepiece(
+            str(corpus), str(tmp_path / "marked"), 400, special_tokens=special_tokens(True)
+        )
+    )
+    for marker in ("<think>", "</think>"):
+        assert marked.encode(marker) == [marked.special_token_id(marker)]
+        assert len(plain.encode(marker)) > 1

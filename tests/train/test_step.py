@@ -160,3 +160,40 @@ def test_nonfinite_loss_never_reaches_params(mode):
     else:
         assert changed and int(state.skipped_steps) == 1
         assert check_finite(state, mode) == 1  # warns, does not raise
+
+
+def test_objective_state_follows_applied_updates_only():
+    """`update_extra` (an objective's StateHook, e.g. RLP's EMA teacher) sees the updated
+    params after an applied update; a skipped non-finite update leaves it as it was."""
+    from reasonrl.objectives.rlp import init_ema_teacher, update_ema_teacher
+
+    tx = optax.sgd(0.1)
+    config = ml_collections.ConfigDict({"ema_decay": 0.5})
+    params = models.init_params(CONFIG, jax.random.key(0))
+    state = TrainState.create(params, tx, jax.random.key(0), init_ema_teacher(params, config))
+    step = jax.jit(
+        make_train_step(
+            _poisoned_objective,
+            OBJECTIVE_CONFIG,
+            ModelContext(CONFIG),
+            tx,
+            optax.constant_schedule(0.1),
+            StepConfig(1, "skip"),
+            update_extra=lambda extra, p: update_ema_teacher(extra, p, config),
+        )
+    )
+    clean, poison = _batch(), _batch()
+    clean["poison"] = np.zeros((8,), np.float32)
+    poison["poison"] = np.ones((8,), np.float32)
+    before = state.params
+    state, _ = step(state, clean)
+    jax.tree.map(  # φ = (θ_0 + θ_1) / 2
+        lambda e, a, b: np.testing.assert_allclose(e, (np.asarray(a) + b) / 2, atol=1e-6),
+        state.extra["ema_params"],
+        before,
+        state.params,
+    )
+    ema = state.extra["ema_params"]
+    state, metrics = step(state, poison)
+    assert float(metrics["update_applied"]) == 0.0
+    jax.tree.map(np.testing.assert_array_equal, state.extra["ema_params"], ema)

@@ -6,6 +6,7 @@ The command-line entry point is `python -m reasonrl.data.train_tokenizer` (see t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 
 import sentencepiece
@@ -19,6 +20,15 @@ CHAT_SPECIAL_TOKENS: tuple[str, ...] = tuple(
         token for template in CHAT_TEMPLATES.values() for token in template.special_tokens
     )
 )
+# The thinking markers of reasoning models' chat templates (Qwen3, DeepSeek-R1): added as single
+# ids with `thinking_markers=True` (RLP's thoughts are delimited by them).
+THINKING_MARKERS: tuple[str, ...] = ("<think>", "</think>")
+
+
+def special_tokens(thinking_markers: bool = False) -> tuple[str, ...]:
+    """The user-defined symbols of a trained tokenizer: the chat templates' special tokens, plus
+    the thinking markers when asked."""
+    return CHAT_SPECIAL_TOKENS + (THINKING_MARKERS if thinking_markers else ())
 
 
 def require_corpus(path: str) -> None:
@@ -57,10 +67,54 @@ def train_sentencepiece(
 
     Raises:
       FileNotFoundError, SpecError: `input_path` is missing or holds no text.
+      SpecError: "vocab_size: ..." when the corpus needs more pieces than `vocab_size` (its
+        characters, the byte pieces and the special tokens) or cannot yield that many.
     """
     require_corpus(input_path)
     os.makedirs(output_dir, exist_ok=True)
     model_prefix = os.path.join(output_dir, MODEL_BASENAME)
+    try:
+        _train(
+            input_path,
+            model_prefix,
+            vocab_size,
+            model_type,
+            special_tokens,
+            max_sentences,
+            num_threads,
+        )
+    except RuntimeError as error:
+        vocabulary_error = _vocabulary_error(error, input_path, vocab_size)
+        if vocabulary_error is None:
+            raise
+        raise vocabulary_error from error
+    return model_prefix + ".model"
+
+
+# sentencepiece's messages when vocab_size does not fit the corpus.
+_TOO_FEW = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
+_TOO_MANY = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
+
+
+def _vocabulary_error(error: RuntimeError, input_path: str, vocab_size: int) -> SpecError | None:
+    """A SpecError naming vocab_size and the size that would work, or None for other errors."""
+    text = str(error)
+    if match := _TOO_FEW.search(text):
+        return SpecError(
+            f"vocab_size: {vocab_size} is below the {match[2]} pieces {input_path!r} needs (its "
+            f"characters, the 256 byte pieces and the special tokens); set it >= {match[2]}"
+        )
+    if match := _TOO_MANY.search(text):
+        return SpecError(
+            f"vocab_size: {vocab_size} is more pieces than {input_path!r} can yield; set it "
+            f"<= {match[2]}"
+        )
+    return None
+
+
+def _train(
+    input_path, model_prefix, vocab_size, model_type, special_tokens, max_sentences, num_threads
+) -> None:
     sentencepiece.SentencePieceTrainer.train(
         input=input_path,
         model_prefix=model_prefix,
@@ -83,4 +137,3 @@ def train_sentencepiece(
         num_threads=num_threads or os.cpu_count() or 1,
         minloglevel=2,
     )
-    return model_prefix + ".model"
