@@ -114,6 +114,12 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """Every record of a JSON-lines file (e.g. a stage's metrics.jsonl), in order."""
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
 def assert_close_up_to_rounding(actual, expected):
     """Gradients of batches of different shapes differ by float32 rounding of matmuls (relative
     to the leaf's scale); a wrong normalisation would be off by O(1)."""

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from evals.common import diversity_report, store
 from evals.common.diversity_quality import RewardModelScorer
+from evals.common.runner import GenerationSettings
 from reasonrl import diversity, models, rewards
 from reasonrl.diversity.novelty import NOVELTYBENCH_REWARD_THRESHOLDS, PATIENCE
 from reasonrl.sampling import problem_runs
@@ -39,34 +40,13 @@ LONG_PROMPT_REMEDY = "rerun into a new --output_dir with --truncate_prompt=left 
 
 
 @dataclasses.dataclass(frozen=True)
-class DiversitySettings:
-    """Everything that determines the samples (stored in run_config.json, checked on resume).
+class DiversitySettings(GenerationSettings):
+    """Everything that determines the samples (stored in run_config.json, checked on resume):
+    the math evals' `GenerationSettings` (``benchmark``: a vendored prompt set or a JSONL path)
+    plus ``reward_model``, a reward-model export whose raw score of each sample is recorded, or
+    None."""
 
-    ``benchmark``: a vendored prompt set or a JSONL path; ``reward_model``: a reward-model
-    export whose raw score of each sample is recorded, or None. Raises
-    ``problem_runs.SettingsError`` (naming the flag) for values that cannot work.
-    """
-
-    checkpoint: str
-    tokenizer: str
-    benchmark: str
-    prompt_template: str
-    chat_template: str
-    num_samples: int
-    temperature: float
-    top_p: float
-    top_k: int
-    max_new_tokens: int
-    seed: int
-    limit: int | None
-    batch_size: int
-    dtype: str
-    truncate_prompt: str = "none"
     reward_model: str | None = None
-
-    def __post_init__(self):
-        problem_runs.check_sampling(self)
-        problem_runs.check_at_least_one(limit=self.limit, batch_size=self.batch_size)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,7 +34,6 @@ engine's (`reasonrl.train.engine`); this module says what one rollout step does.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from reasonrl.rl.advantages import ADVANTAGE_ESTIMATORS, get_advantage_estimator
 from reasonrl.rl.dynamic_sampling import DynamicSamplingBuffer
 from reasonrl.rl.rollout import RolloutSettings, sample_rollout, score_rollout, train_batch
 from reasonrl.train.config import fail
+from reasonrl.train.curves import plot_step_curve, read_step_records
 from reasonrl.train.engine import (
     SCORED_FIELDS,
     StageResult,
@@ -426,46 +426,21 @@ def run_rl_stage(
 
 
 def read_rollout_metrics(metrics_file: str | Path) -> dict[int, dict[str, float]]:
-    """rollout step -> that step's rollout / eval / time metrics, from metrics.jsonl (a resumed
-    run's repeated steps keep their last record)."""
-    out: dict[int, dict[str, float]] = {}
-    with open(metrics_file) as f:
-        for line in f:
-            record = json.loads(line)
-            if "rollout/step" in record:
-                out[int(record["rollout/step"])] = record
-    return dict(sorted(out.items()))
+    """rollout step -> that step's rollout / eval / time metrics, from metrics.jsonl."""
+    return read_step_records(metrics_file, "rollout/step")
 
 
 def plot_learning_curve(metrics_file: str | Path, png: str | Path) -> Path:
     """Mean rollout reward per rollout step (raw and a 10-step moving average) and the greedy
     eval accuracy, if logged."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = read_rollout_metrics(metrics_file)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    rewards = [(s, r["rollout/reward"]) for s, r in records.items() if "rollout/reward" in r]
-    if rewards:
-        steps, values = (np.asarray(x) for x in zip(*rewards))
-        ax.plot(steps, values, color="tab:blue", alpha=0.3, label="mean rollout reward")
-        window = min(10, len(values))
-        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1 :], smooth, color="tab:blue", label=f"  {window}-step average")
-    evals = [(s, r["eval/accuracy"]) for s, r in records.items() if "eval/accuracy" in r]
-    if evals:
-        ax.plot(*zip(*evals), color="tab:green", marker="o", label="greedy eval accuracy")
-    ax.set_title(f"RL learning curve ({max(records, default=0)} rollout steps)")
-    ax.set_xlabel("rollout step")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:  # nothing logged yet: no legend
-        ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return Path(png)
+    return plot_step_curve(
+        read_rollout_metrics(metrics_file),
+        png,
+        series=("rollout/reward", "mean rollout reward"),
+        evals=("eval/accuracy", "greedy eval accuracy"),
+        title="RL learning curve",
+        xlabel="rollout step",
+    )
 
 
 def check_rl_data(stage, spec, tokenizer, where: str, prefix: str) -> None:

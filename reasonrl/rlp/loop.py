@@ -34,7 +34,6 @@ checkpoints and the export are the stage engine's (`reasonrl.train.engine`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -63,6 +62,7 @@ from reasonrl.rlp.thoughts import (
 )
 from reasonrl.sampling.generate import generate
 from reasonrl.train.config import fail, objective_config
+from reasonrl.train.curves import plot_step_curve, read_step_records
 from reasonrl.train.engine import (
     METRICS_FILE,
     SCORED_FIELDS,
@@ -279,20 +279,12 @@ class ThoughtEvaluator:
 
 
 def _flops_before(workdir: Path, step: int) -> float:
-    """rlp/flops logged at loop step `step` by an earlier run (0 when starting over)."""
+    """rlp/flops logged at loop step `step` by an earlier run (0 when starting over). Read
+    after the StageRun opened its log, which dropped the records of the steps run again."""
     path = Path(workdir) / METRICS_FILE
     if step == 0 or not path.exists():
         return 0.0
-    flops = 0.0
-    with open(path) as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("rlp/step") == step and "rlp/flops" in record:
-                flops = record["rlp/flops"]
-    return flops
+    return read_rlp_metrics(path).get(step, {}).get("rlp/flops", 0.0)
 
 
 def run_rlp_stage(
@@ -407,46 +399,22 @@ def run_rlp_stage(
 
 def read_rlp_metrics(metrics_file: str | Path) -> dict[int, dict[str, float]]:
     """loop step -> that step's rlp / eval / time values, from metrics.jsonl."""
-    out: dict[int, dict[str, float]] = {}
-    with open(metrics_file) as f:
-        for line in f:
-            record = json.loads(line)
-            if "rlp/step" in record:
-                out.setdefault(int(record["rlp/step"]), {}).update(record)
-    return dict(sorted(out.items()))
+    return read_step_records(metrics_file, "rlp/step")
 
 
 def plot_info_gain(metrics_file: str | Path, png: str | Path) -> Path:
     """The information gain per step (raw and a 10-step moving average) and, if logged, the
     eval thought gain."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = read_rlp_metrics(metrics_file)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    gains = [(s, r["rlp/info_gain"]) for s, r in records.items() if "rlp/info_gain" in r]
-    if gains:
-        steps, values = (np.asarray(x) for x in zip(*gains))
-        ax.plot(steps, values, color="tab:blue", alpha=0.3, label="rlp/info_gain")
-        window = min(10, len(values))
-        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1 :], smooth, color="tab:blue", label=f"  {window}-step average")
-    evals = [(s, r["eval/thought_gain"]) for s, r in records.items() if "eval/thought_gain" in r]
-    if evals:
-        ax.plot(*zip(*evals), color="tab:green", marker="o", label="eval/thought_gain")
-    ax.axhline(0.0, color="black", linewidth=0.5)
-    ax.set_title(f"RLP information gain ({max(records, default=0)} steps)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("nats")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return Path(png)
+    return plot_step_curve(
+        read_rlp_metrics(metrics_file),
+        png,
+        series=("rlp/info_gain", "rlp/info_gain"),
+        evals=("eval/thought_gain", "eval/thought_gain"),
+        title="RLP information gain",
+        xlabel="step",
+        ylabel="nats",
+        zero_line=True,
+    )
 
 
 def validate_rlp_stage(stage, prefix: str, config_file: str | None) -> int:

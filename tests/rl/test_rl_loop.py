@@ -1,8 +1,6 @@
 """The RL loop end to end on a tiny random model: metrics, first-update identities, resume,
 dynamic sampling and config errors."""
 
-import json
-
 import jax
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from reasonrl.rl.loop import read_rollout_metrics, rl_options, run_rl_stage
 from reasonrl.synthetic import arithmetic
 from reasonrl.train import job_config, stage_config
 from reasonrl.train.config import JobConfigError, validate_job
+from tests.helpers import read_jsonl
 from tests.train.stages import TINY_MODEL
 
 
@@ -56,11 +55,6 @@ def rl_stage(files, **rl_overrides):
     return stage
 
 
-def _records(workdir):
-    with open(workdir / "metrics.jsonl") as f:
-        return [json.loads(line) for line in f]
-
-
 def test_rl_job_logs_rollout_and_update_health(addition, tmp_path):
     files, _, tokenizer_path = addition
     config = job_config()
@@ -91,7 +85,7 @@ def test_rl_job_logs_rollout_and_update_health(addition, tmp_path):
         assert 0 <= record["rollout/accuracy"] <= 1
         assert record["step"] == step * 2  # two optimizer updates per rollout step
 
-    updates = [r for r in _records(workdir) if "train/loss" in r]
+    updates = [r for r in read_jsonl(workdir / "metrics.jsonl") if "train/loss" in r]
     assert [r["step"] for r in updates] == list(range(6))
     first = updates[0]
     # Update 1 of a rollout: pi_old was scored with these very params, the reference is the
@@ -148,7 +142,7 @@ def test_dynamic_sampling_drops_uninformative_groups(addition, tmp_path):
     assert 1 <= record["rollout/rounds"] <= 2
     if informative < 2:
         assert record["rollout/rounds"] == 2
-    updates = [r for r in _records(tmp_path) if "train/loss" in r]
+    updates = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "train/loss" in r]
     assert all(np.isfinite(r["train/loss"]) for r in updates)
 
 

@@ -13,6 +13,7 @@ from reasonrl.rlp.loop import read_rlp_metrics, run_rlp_stage
 from reasonrl.synthetic import digit_sums
 from reasonrl.train import job_config, stage_config
 from reasonrl.train.config import JobConfigError, validate_job
+from tests.helpers import read_jsonl
 from tests.train.stages import TINY_MODEL
 
 
@@ -84,7 +85,7 @@ def test_rlp_job_logs_information_gain_and_update_health(digits, tmp_path):
         assert 0 <= record["rlp/info_gain_positive_fraction"] <= 1
         assert 1 <= record["rlp/thought_length"] <= 6
         assert record["step"] == 2 * step  # two optimizer updates per step
-    updates = [r for r in data_lib_records(workdir) if "train/loss" in r]
+    updates = [r for r in read_jsonl(workdir / "metrics.jsonl") if "train/loss" in r]
     assert [r["step"] for r in updates] == list(range(6))
     # the first update of a step: π_old = π_θ, ratio 1; the second follows an update
     assert updates[0]["train/ratio_min"] == pytest.approx(1.0, abs=1e-5)
@@ -92,13 +93,6 @@ def test_rlp_job_logs_information_gain_and_update_health(digits, tmp_path):
     assert updates[1]["train/ratio_max"] - updates[1]["train/ratio_min"] > 1e-6
     for key in ("train/clip_fraction_low", "train/entropy", "train/thought_length"):
         assert np.isfinite(updates[0][key]), key
-
-
-def data_lib_records(workdir):
-    import json
-
-    with open(workdir / "metrics.jsonl") as f:
-        return [json.loads(line) for line in f]
 
 
 def test_rlp_stage_resumes_exactly(digits, tmp_path):
