@@ -349,6 +349,7 @@ def run_rlp_stage(
     ) as run:
         run_key = jax.random.wrap_key_data(jax.device_get(run.state.rng))
         flops = _flops_before(run.workdir, run.step)
+        gains = []
         while run.step < run.end:
             step_start = time.perf_counter()
             thoughts = thinker(
@@ -377,6 +378,8 @@ def run_rlp_stage(
             drift = float(relative_distance(run.state.params, run.state.extra["ema_params"]))
             flops += step_flops
             values = thought_metrics(thoughts)
+            if "rlp/info_gain" in values:
+                gains.append(values["rlp/info_gain"])
             values.update(
                 {
                     "rlp/ema_drift": drift,
@@ -394,6 +397,8 @@ def run_rlp_stage(
 
     if run.step == train.steps and run.is_main:
         plot_info_gain(run.workdir / METRICS_FILE, run.workdir / CURVE_FILE)
+    if gains and run.is_main:  # the loss is 0 at a ratio of 1: the gain says how it went
+        print(f"[{run.workdir.name}] rlp/info_gain {gains[0]:.3f} -> {gains[-1]:.3f}", flush=True)
     return run.result
 
 

@@ -100,16 +100,23 @@ def write_digit_sums_dataset(
     num_digits: int = 10,
     base: int = 3,
     pretrain_count: int = 30_000,
-    rlp_count: int = 20_000,
+    midtrain_count: int = 10_000,
+    rlp_count: int = 10_000,
     test_count: int = 500,
-    thought_fraction: float = 0.25,
-    running_sum_fraction: float = 0.25,
+    pretrain_thoughts: tuple[float, float] = (0.5, 0.5),
+    midtrain_thoughts: tuple[float, float] = (0.1, 0.05),
     seed: int = 0,
 ) -> dict[str, Path]:
-    """Writes the recipe's files (documents one per line; the three sets are disjoint):
+    """Writes the recipe's files (documents one per line; the four sets of problems are
+    disjoint). `*_thoughts` = (thought_fraction, running_sum_fraction), see
+    `pretraining_documents`.
 
-    pretrain.txt     `pretrain_count` documents, a `thought_fraction` of them with a thought
-                     (`running_sum_fraction` of those compute); also the tokenizer's corpus
+    pretrain.txt     `pretrain_count` documents, half with a thought, half of those computing:
+                     the text that teaches the format and the running sums (and the
+                     tokenizer's corpus)
+    midtrain.txt     `midtrain_count` documents, a tenth with a thought, 5% of those
+                     computing: continued pretraining on it leaves a model that can compute in
+                     a thought but rarely chooses to
     rlp.txt          `rlp_count` plain documents: the RLP stage's (and the next-token
                      baseline's) training text
     test.txt         `test_count` plain held-out documents
@@ -117,7 +124,8 @@ def write_digit_sums_dataset(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    total = pretrain_count + rlp_count + test_count
+    counts = [pretrain_count, midtrain_count, rlp_count, test_count]
+    total = sum(counts)
     # Draw extra rows and keep the first occurrence of each problem, so the sets are disjoint.
     pool = digit_problems(3 * total, num_digits=num_digits, base=base, seed=seed)
     _, first = np.unique(pool, axis=0, return_index=True)
@@ -127,21 +135,21 @@ def write_digit_sums_dataset(
             f"{num_digits} digits in base {base} gave {len(pool)} distinct problems in "
             f"{3 * total} draws; {total} requested"
         )
-    pretrain, rlp, test = np.split(pool[:total], [pretrain_count, pretrain_count + rlp_count])
-    files = {
-        "pretrain": directory / "pretrain.txt",
-        "rlp": directory / "rlp.txt",
-        "test": directory / "test.txt",
-        "test_jsonl": directory / "test.jsonl",
-    }
-    documents = pretraining_documents(
-        pretrain,
-        base,
-        thought_fraction=thought_fraction,
-        running_sum_fraction=running_sum_fraction,
-        seed=seed + 1,
-    )
-    files["pretrain"].write_text("".join(f"{d}\n" for d in documents))
+    pretrain, midtrain, rlp, test = np.split(pool[:total], np.cumsum(counts)[:-1])
+    files = {name: directory / f"{name}.txt" for name in ("pretrain", "midtrain", "rlp", "test")}
+    files["test_jsonl"] = directory / "test.jsonl"
+    for name, problems, (thought_fraction, running_sum_fraction), offset in (
+        ("pretrain", pretrain, pretrain_thoughts, 1),
+        ("midtrain", midtrain, midtrain_thoughts, 2),
+    ):
+        documents = pretraining_documents(
+            problems,
+            base,
+            thought_fraction=thought_fraction,
+            running_sum_fraction=running_sum_fraction,
+            seed=seed + offset,
+        )
+        files[name].write_text("".join(f"{d}\n" for d in documents))
     files["rlp"].write_text("".join(f"{plain_document(row, base)}\n" for row in rlp))
     files["test"].write_text("".join(f"{plain_document(row, base)}\n" for row in test))
     files["test_jsonl"].write_text(

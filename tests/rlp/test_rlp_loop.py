@@ -21,7 +21,11 @@ from tests.train.stages import TINY_MODEL
 def digits(tmp_path_factory):
     """(files of a small digit-sums dataset, a tokenizer trained on it, its path)."""
     files = digit_sums.write_digit_sums_dataset(
-        tmp_path_factory.mktemp("digit_sums"), pretrain_count=300, rlp_count=100, test_count=20
+        tmp_path_factory.mktemp("digit_sums"),
+        pretrain_count=300,
+        midtrain_count=50,
+        rlp_count=100,
+        test_count=20,
     )
     path = data_lib.train_sentencepiece(
         str(files["pretrain"]),
