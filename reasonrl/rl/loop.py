@@ -34,6 +34,7 @@ engine's (`reasonrl.train.engine`); this module says what one rollout step does.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -46,6 +47,8 @@ from reasonrl.data.prompt_pipeline import check_prompt_spec, make_prompt_pipelin
 from reasonrl.data.prompt_templates import PROMPT_TEMPLATES, stop_token_ids
 from reasonrl.data.tokenizer.chat_templates import CHAT_TEMPLATES
 from reasonrl.diversity.groups import group_diversity
+from reasonrl.diversity.hivemind import mean_pairwise_similarity
+from reasonrl.models import EncoderNotFoundError, SentenceEncoder, default_encoder_directory
 from reasonrl.parallel import batch_sharding, make_mesh
 from reasonrl.rewards import REWARDS, extract_answer, normalize_answer
 from reasonrl.rewards.shaping import LENGTH_PENALTIES
@@ -98,6 +101,9 @@ def rl_options() -> ml_collections.ConfigDict:
             num_minibatches=1,  # optimizer updates per epoch over one rollout batch
             update_epochs=1,  # passes over the rollout batch (mu = num_minibatches * epochs)
             eval_size=0,  # > 0: greedy accuracy on the first eval_size records of eval_data
+            # a sentence-encoder directory, or "default" (all-MiniLM-L6-v2 from the diversity
+            # extra): also log each group's mean pairwise embedding similarity; "": off
+            diversity_encoder="",
         )
     )
 
@@ -147,6 +153,16 @@ def validate_rl_stage(stage, prefix: str, config_file: str | None) -> int:
             f"rl.max_new_tokens={rl.max_new_tokens}",
             config_file,
         )
+    if rl.diversity_encoder:
+        try:
+            if rl.diversity_encoder == "default":
+                default_encoder_directory()
+            elif not os.path.isfile(os.path.join(rl.diversity_encoder, "config.json")):
+                raise EncoderNotFoundError(
+                    f"{rl.diversity_encoder} is not a sentence-encoder directory (no config.json)"
+                )
+        except EncoderNotFoundError as error:
+            fail(f"{where}.diversity_encoder", str(error), config_file)
     if rl.eval_size and not stage.eval_data:
         fail(f"{where}.eval_size", "needs eval_data (prompts with answers)", config_file)
     if "temperature" in stage.objective:
@@ -218,20 +234,28 @@ def _collect(params, prompts_iter, settings, setup, tokenizer, rl, num_prompts: 
             return sample.batch, counts, timings
 
 
-def _group_diversity_metrics(rollout, group_size: int) -> dict[str, float]:
+def _group_diversity_metrics(rollout, group_size: int, encoder=None) -> dict[str, float]:
     """rollout/distinct_answer_fraction and rollout/pairwise_rouge1, means over the groups
-    (`reasonrl.diversity.groups`): collapse shows here before it shows in accuracy."""
+    (`reasonrl.diversity.groups`), and with a sentence `encoder` the mean pairwise cosine of
+    each group's embeddings (rollout/pairwise_embedding_similarity): collapse shows here
+    before it shows in accuracy."""
     texts = [str(text) for text in rollout["completion_text"]]
     answers = []
     for text in texts:
         answer = extract_answer(text)
         answers.append(None if answer is None else normalize_answer(answer))
     signals = group_diversity(texts, answers, group_size)
+    if encoder is not None and group_size > 1:
+        embeddings = encoder.encode(texts).reshape(-1, group_size, encoder.dim)
+        signals["pairwise_embedding_similarity"] = float(
+            np.mean([mean_pairwise_similarity(group) for group in embeddings])
+        )
     return {f"rollout/{name}": value for name, value in signals.items()}
 
 
-def _rollout_metrics(rollout, group_size: int | None = None) -> dict[str, float]:
-    """The step's rollout metrics; with `group_size`, also the per-group diversity signals."""
+def _rollout_metrics(rollout, group_size: int | None = None, encoder=None) -> dict[str, float]:
+    """The step's rollout metrics; with `group_size`, also the per-group diversity signals
+    (with an `encoder`, the embedding similarity too)."""
     if rollout["rewards"].size == 0:
         return {}
     out = {
@@ -249,7 +273,7 @@ def _rollout_metrics(rollout, group_size: int | None = None) -> dict[str, float]
         }
     )
     if group_size:
-        out.update(_group_diversity_metrics(rollout, group_size))
+        out.update(_group_diversity_metrics(rollout, group_size, encoder))
     return out
 
 
@@ -349,6 +373,10 @@ def run_rl_stage(
     rows = train.batch_size * rl.group_size
     rows_sharding = batch_sharding(mesh)
     sampler_field = "logprobs" if settings.temperature in (0.0, 1.0) else "sampling_logprobs"
+    encoder = None
+    if rl.diversity_encoder:
+        directory = None if rl.diversity_encoder == "default" else rl.diversity_encoder
+        encoder = SentenceEncoder.from_directory(directory)
     rewards = []
 
     with StageRun(
@@ -399,7 +427,7 @@ def run_rl_stage(
             jax.block_until_ready(run.state.params)
             update_time = time.perf_counter() - update_start
 
-            values = {**_rollout_metrics(rollout, rl.group_size), **counts}
+            values = {**_rollout_metrics(rollout, rl.group_size, encoder), **counts}
             total = time.perf_counter() - step_start
             values.update(
                 {

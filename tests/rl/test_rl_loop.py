@@ -180,6 +180,10 @@ def test_dynamic_sampling_drops_uninformative_groups(addition, tmp_path):
             lambda s: s.rl.__setattr__("overlong_cache_length", 4),
             r"stages\.rl\.rl\.overlong_cache_length: 4 must be below max_new_tokens=4",
         ),
+        (
+            lambda s: s.rl.__setattr__("diversity_encoder", "/no/such/encoder"),
+            r"stages\.rl\.rl\.diversity_encoder: /no/such/encoder is not a sentence-encoder",
+        ),
     ],
 )
 def test_rl_config_errors_name_the_field(addition, edit, message):
@@ -190,3 +194,29 @@ def test_rl_config_errors_name_the_field(addition, edit, message):
     edit(config.stages.rl)
     with pytest.raises(JobConfigError, match=message):
         validate_job(config, num_devices=8)
+
+
+def test_rl_stage_logs_group_embedding_similarity(addition, tmp_path):
+    """With rl.diversity_encoder, each step logs the groups' mean pairwise cosine: 1 for a
+    group of identical completions, equal to the encoder's own pairwise cosine otherwise."""
+    from reasonrl.diversity.hivemind import mean_pairwise_similarity
+    from reasonrl.models import SentenceEncoder
+    from reasonrl.rl.loop import _group_diversity_metrics
+    from tests.diversity.tiny_bert import make_tiny_bert
+
+    files, tokenizer, _ = addition
+    encoder_dir = tmp_path / "encoder"
+    make_tiny_bert(encoder_dir)
+    stage = rl_stage(files, eval_size=0, diversity_encoder=str(encoder_dir))
+    stage.train.steps = 1
+    run_rl_stage(stage, tmp_path / "rl", tokenizer=tokenizer)
+    record = read_rollout_metrics(tmp_path / "rl" / "metrics.jsonl")[1]
+    assert -1.0 <= record["rollout/pairwise_embedding_similarity"] <= 1.0
+
+    encoder = SentenceEncoder.from_directory(encoder_dir)
+    texts = ["12", "12", "twelve", "1 2", "7", "7", "7", "7"]
+    rollout = {"completion_text": np.array(texts, dtype=object)}
+    metrics = _group_diversity_metrics(rollout, 4, encoder)
+    embeddings = encoder.encode(texts)
+    expected = np.mean([mean_pairwise_similarity(embeddings[:4]), 1.0])
+    assert metrics["rollout/pairwise_embedding_similarity"] == pytest.approx(expected, abs=1e-5)
