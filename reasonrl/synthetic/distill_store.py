@@ -20,7 +20,9 @@ complete line that is not what it should be (edited, or a disk fault) stops the 
 after it makes the rerun distill those batches again. The config line and the summary
 ``OUT.jsonl.summary.json`` are written atomically.
 The settings check and the file helpers are :mod:`reasonrl.sampling.run_store`'s, which the eval
-binaries use too.
+binaries use too. ``reasonrl.synthetic.prismatic`` (``label``, ``select``) writes its JSONL
+outputs through this module as well, with its own per-batch counts (``append_batch``'s
+``count_fields``).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def _start(output: Path, config: dict) -> list[dict]:
     if output.is_file() and output.stat().st_size:
         raise OutputError(
             f"{output} exists but has no {state_path(output).name} (not written "
-            f"by a distillation run?); delete it or choose another --output"
+            f"by a distillation or prismatic run?); delete it or choose another --output"
         )
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(state_path(output), json.dumps({"config": config}, sort_keys=True) + "\n")
@@ -111,7 +113,7 @@ def _read_state(output: Path) -> tuple[dict, list[dict]]:
     header = _json_object(header_line) or {}
     if not isinstance(header.get("config"), dict):
         raise OutputError(
-            f"{path}:{header_number}: not a distillation state header "
+            f"{path}:{header_number}: not a distillation state header (or a prismatic one) "
             f'({{"config": ...}}); delete {output} and {path.name} to start over'
         )
     entries = []
@@ -161,10 +163,28 @@ def open_output(output: Path, config: dict) -> list[dict]:
     return entries
 
 
-def append_batch(output: Path, batch: int, records: Iterable[dict], counts: dict) -> dict:
-    """Writes one batch's records, then its state line; returns that state entry."""
+def append_batch(
+    output: Path,
+    batch: int,
+    records: Iterable[dict],
+    counts: dict,
+    *,
+    count_fields: Iterable[str] = COUNT_FIELDS,
+    details: dict | None = None,
+) -> dict:
+    """Writes one batch's records, then its state line; returns that state entry.
+
+    ``count_fields`` name the counts the line keeps (other commands that write resumable JSONL,
+    e.g. ``reasonrl.synthetic.prismatic``, keep their own); ``details`` (JSON values) are stored
+    on the line as they are.
+    """
     size = run_store.append_synced(output, run_store.json_lines(records))
-    entry = {"batch": batch, **{name: counts[name] for name in COUNT_FIELDS}, "output_bytes": size}
+    entry = {
+        "batch": batch,
+        **{name: counts[name] for name in count_fields},
+        **(details or {}),
+        "output_bytes": size,
+    }
     state_line = json.dumps(entry, sort_keys=True) + "\n"
     run_store.append_synced(state_path(output), state_line.encode())
     return entry
