@@ -14,6 +14,8 @@ registered objective validates and runs.
       <stage>/metrics.jsonl      every step's metrics
       <stage>/export/            Hugging Face checkpoint (config.json, safetensors, tokenizer)
       <stage>/DONE.json          written when the stage finished (steps, first and last loss)
+      evals/<name>/              each `config.evals.<name>` (reasonrl.train.job_evals), run on
+                                 its stage's export after every stage finished
 
 Re-running the same command resumes: a trained tokenizer is reused, finished stages are skipped
 (their export is kept) and an interrupted stage continues from its newest readable checkpoint.
@@ -46,23 +48,27 @@ from reasonrl.data.tokenizer.training import THINKING_MARKERS, special_tokens
 from reasonrl.objectives import get_objective
 from reasonrl.rl import loop as rl_loop  # noqa: F401  (registers the "rl" loop)
 from reasonrl.rlp import loop as rlp_loop  # noqa: F401  (registers the "rlp" loop)
+from reasonrl.spectrum import job_eval as spectrum_eval  # noqa: F401  (registers "spectrum")
 from reasonrl.train import supervised  # noqa: F401  (registers the "supervised" loop)
 from reasonrl.train.checkpointing import CHECKPOINTS_DIR, checkpoint_steps
 from reasonrl.train.config import job_error, objective_config, stage_order, validate_job
 from reasonrl.train.engine import StageResult
 from reasonrl.train.exports import DONE_FILE, EXPORT_DIR
+from reasonrl.train.job_evals import JOB_EVALS, eval_directory
 from reasonrl.train.loops import get_loop, loop_options
 from reasonrl.train.preflight import check_job_inputs
 from reasonrl.workdir import (
     DirectoryLock,
     ResultDir,
     atomic_write_json,
+    file_identity,
     reconcile,
     record,
     stage_fingerprint,
     tokenizer_fingerprint,
     write_fingerprint,
 )
+from reasonrl.workdir.fingerprint import with_digest
 
 TOKENIZER_DIR = "tokenizer"
 LOCK_PURPOSE = "the job"
@@ -73,6 +79,7 @@ class JobResult:
     workdir: Path
     tokenizer_path: Path
     stages: dict[str, StageResult]
+    evals: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"workdir: {self.workdir}", f"tokenizer: {self.tokenizer_path}"]
@@ -89,6 +96,9 @@ class JobResult:
                 f"  metrics:     {result.workdir / 'metrics.jsonl'}",
                 f"  HF export:   {result.export_dir}",
             ]
+        for name, metrics in self.evals.items():
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            lines.append(f"eval {name}: {eval_directory(self.workdir, name)}\n  {shown}")
         return "\n".join(lines)
 
 
@@ -176,6 +186,45 @@ def _stage_dirs(config, workdir: Path, tokenizer_files, config_file) -> dict[str
     return stages
 
 
+def _eval_dirs(config, workdir: Path, stages: dict[str, ResultDir]) -> dict[str, ResultDir]:
+    """Every job eval's result directory, fingerprinted by its config (and the identity of the
+    files its options name) and its stage's fingerprint."""
+    evals: dict[str, ResultDir] = {}
+    for name in sorted(config.get("evals") or {}):
+        entry = config.evals[name].to_dict()
+        options = entry.get("options") or {}
+        inputs = {
+            key: file_identity(value)
+            for key, value in options.items()
+            if isinstance(value, str) and Path(value).is_file()
+        }
+        fingerprint = with_digest(
+            {"eval": entry, "inputs": inputs, "stage": stages[entry["stage"]].fingerprint["digest"]}
+        )
+        directory = eval_directory(workdir, name)
+        done = (directory / JOB_EVALS[entry["kind"]].done_file).exists()
+        evals[name] = ResultDir(f"evals.{name}", directory, fingerprint, done)
+    return evals
+
+
+def _run_eval(entry, result_dir: ResultDir, tokenizer, exports: dict[str, Path]) -> dict:
+    """A finished eval's headline metrics (read back), or the eval run now."""
+    job_eval = JOB_EVALS[entry.kind]
+    directory = result_dir.directory
+    if result_dir.has_results:
+        return job_eval.read_metrics(directory)
+    if jax.process_index() == 0:
+        write_fingerprint(directory, result_dir.fingerprint)
+    options = entry.get("options")
+    return job_eval.run(
+        exports[entry.stage],
+        tokenizer,
+        {} if options is None else options.to_dict(),
+        directory,
+        f"{directory.name}: {entry.kind} eval of stage {entry.stage}",
+    )
+
+
 def _run_stage(
     stage, result_dir: ResultDir, tokenizer, tokenizer_files, exports: dict[str, Path]
 ) -> StageResult:
@@ -220,8 +269,11 @@ def run_job(
     with lock_workdir(workdir):
         tokenizer, tokenizer_path, tokenizer_files, tokenizer_dirs = _tokenizer(config, workdir)
         stages = _stage_dirs(config, workdir, tokenizer_files, config_file)
+        evals = _eval_dirs(config, workdir, stages)
         reused = reconcile(
-            workdir, [*tokenizer_dirs, *stages.values()], reuse_changed=reuse_changed
+            workdir,
+            [*tokenizer_dirs, *stages.values(), *evals.values()],
+            reuse_changed=reuse_changed,
         )
         check_job_inputs(config, tokenizer, config_file=config_file)
         if jax.process_index() == 0:
@@ -233,4 +285,8 @@ def run_job(
                 config.stages[name], result_dir, tokenizer, tokenizer_files, exports
             )
             exports[name] = result_dir.directory / EXPORT_DIR
-    return JobResult(workdir, tokenizer_path, results)
+        eval_metrics = {
+            name: _run_eval(config.evals[name], result_dir, tokenizer, exports)
+            for name, result_dir in evals.items()
+        }
+    return JobResult(workdir, tokenizer_path, results, eval_metrics)

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,7 +40,7 @@ from clu import metric_writers  # noqa: E402
 from evals.common import metrics  # noqa: E402
 from reasonrl.rewards import Problem, normalize_answer  # noqa: E402
 from reasonrl.sampling.completions import PROMPT_TOO_LONG  # noqa: E402
-from reasonrl.workdir import atomic_write_text, naming_errors  # noqa: E402
+from reasonrl.workdir import atomic_save_figure, atomic_write_text  # noqa: E402
 
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "accuracy.png"
@@ -188,17 +186,8 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def plot_to(figure, path: Path) -> None:
-    """Saves ``figure`` as a PNG to a temporary file beside ``path``, renames it over ``path``
-    and closes the figure (an OSError names ``path``)."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        with naming_errors(path):
-            figure.savefig(temporary, format="png", dpi=100)
-            os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-        plt.close(figure)
+    """Saves ``figure`` as a PNG atomically over ``path`` and closes it."""
+    atomic_save_figure(figure, path)
 
 
 def write_reports(output_dir: Path, summary: dict) -> None:

@@ -16,7 +16,8 @@ The grain graph is
     MapDataset.source(records)[shard_index::shard_count]   # this host's records
       .shuffle(seed)            # global, deterministic permutation; reseeded every epoch
       .repeat(num_epochs)       # None: forever
-      .map(task)                # tokenise: record -> one document's features
+      .map(task)                # tokenise: record -> one document's features (random tasks:
+                                # .random_map, with a Generator from the seed and element index)
       .to_iter_dataset(...)     # read_threads threads tokenise ahead
       -> packer                 # documents -> rows of seq_len tokens
       .batch(batch_size)        # per-host batch
@@ -45,6 +46,7 @@ import json
 from typing import Any
 
 import grain
+import numpy as np
 
 from reasonrl.data.packing import PACKERS
 from reasonrl.data.sources.base import MalformedRecordError, MissingFieldError
@@ -123,11 +125,13 @@ class LocatedTask:
     def __init__(self, task: Any, source: Any):
         self._task = task
         self._source = source
+        self.random = bool(getattr(task, "RANDOM", False))
 
-    def __call__(self, indexed: tuple[int, Any]) -> Any:
+    def __call__(self, indexed: tuple[int, Any], rng: np.random.Generator | None = None) -> Any:
+        """The task's features of one record; a random task (`RANDOM`) also gets `rng`."""
         index, record = indexed
         try:
-            return self._task(record)
+            return self._task(record, rng) if self.random else self._task(record)
         except ReasonRLError:
             raise
         except (KeyError, ValueError, TypeError) as error:
@@ -141,7 +145,7 @@ class LocatedTask:
 
     def check_first_record(self) -> None:
         """Runs the task on record 0, raising what reading the whole source would raise there."""
-        self((0, self._source[0]))
+        self((0, self._source[0]), np.random.default_rng(0))
 
 
 def default_shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
@@ -184,7 +188,7 @@ def indexed_records(
 
 
 def _build(
-    spec: Any, tokenizer: Tokenizer, where: str
+    spec: Any, tokenizer: Tokenizer, where: str, seq_len: int | None = None
 ) -> tuple[PipelineConfig, RecordSource, LocatedTask, Any, Any]:
     """(config, source, located task, packer class, packer config) of `spec`, all checked."""
     config = parse_section(PipelineConfig, spec, where)
@@ -199,7 +203,7 @@ def _build(
             f"but task {dict(config.task).get('type')!r} yields {layout}s; use one of {fitting}"
         )
     source = make_source(config.source, f"{where}.source")
-    task = task_class(task_config, tokenizer, where=f"{where}.task")
+    task = task_class(task_config, tokenizer, where=f"{where}.task", seq_len=seq_len)
     return config, source, LocatedTask(task, source), packer_class, packer_config
 
 
@@ -231,11 +235,12 @@ def make_dataset(
         raise ValueError(f"need batch_size >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    config, source, task, packer_class, packer_config = _build(spec, tokenizer, where)
+    config, source, task, packer_class, packer_config = _build(spec, tokenizer, where, seq_len)
     records = indexed_records(
         source, config, seed=seed, shard_index=shard_index, shard_count=shard_count, where=where
     )
-    documents = records.map(task).to_iter_dataset(
+    records = records.random_map(task, seed=seed) if task.random else records.map(task)
+    documents = records.to_iter_dataset(
         grain.ReadOptions(
             num_threads=config.read_threads, prefetch_buffer_size=config.read_buffer_size
         )

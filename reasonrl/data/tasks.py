@@ -10,13 +10,21 @@ Every task returns `DocumentFeatures`, a dict of int32 [L] arrays for one docume
 `pretrain` trains on every next token; `sft` only on tokens of assistant responses (their
 content and end-of-turn token), as marked by the chat template's assistant mask.
 
+`spectrum` renders one task's description and exchangeable samples with the roles description /
+input / output and trains on the outputs (`reasonrl.data.spectrum_format`); it is *random*
+(`RANDOM = True`): called as `task(record, rng)` with the numpy Generator grain derives from the
+pipeline seed and the element's index, it draws whether to include the description and the
+order of the samples, so every epoch sees a new order and a rerun the same ones.
+
 `preference` turns one record into a *pair* of such documents rendered exactly like `sft`
 (`PairFeatures`: chosen_tokens / chosen_targets / chosen_loss_mask and the same three
 rejected_* arrays); the `pair` packer lays each pair out as one batch row. A task's `LAYOUT`
 ("document" or "pair") says which packers can take its output (see packing.py).
 
-Every task is built as `task_class(config, tokenizer, where=...)`; `where` is the dotted name of
-its spec section (default "spec.task"), which its errors name (e.g. "set spec.task.text_field").
+Every task is built as `task_class(config, tokenizer, where=..., seq_len=...)`; `where` is the
+dotted name of its spec section (default "spec.task"), which its errors name (e.g. "set
+spec.task.text_field"); `seq_len` is the row length a task may cut its documents to (None: not
+known, e.g. when a spec is only checked).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from reasonrl.data.spec import spec_error
+from reasonrl.data.spectrum_format import as_text, parse_samples, render_spectrum
 from reasonrl.data.tokenizer.base import MissingSpecialTokenError, Tokenizer
 from reasonrl.data.tokenizer.chat_templates import CHAT_TEMPLATES, get_chat_template
 
@@ -85,7 +94,10 @@ class PretrainTask:
         add_bos: bool | None = None
         add_eos: bool | None = None
 
-    def __init__(self, config: Config, tokenizer: Tokenizer, *, where: str = "spec.task"):
+    def __init__(
+        self, config: Config, tokenizer: Tokenizer, *, where: str = "spec.task", seq_len=None
+    ):
+        del seq_len  # documents are split by the packer
         self._text_field = config.text_field
         self._tokenizer = tokenizer
         self._where = where
@@ -108,11 +120,19 @@ class PretrainTask:
         return next_token_features(ids, np.ones(len(ids), dtype=bool), self._tokenizer.pad_id)
 
 
+def _check_template(name: str) -> None:
+    if name not in CHAT_TEMPLATES:
+        raise spec_error("chat_template", f"got {name!r}; expected one of {sorted(CHAT_TEMPLATES)}")
+
+
 class _ChatTask:
     """A task whose records are rendered with a chat template (its config has `chat_template`);
     the tokenizer must have the template's special tokens."""
 
-    def __init__(self, config: Any, tokenizer: Tokenizer, *, where: str = "spec.task"):
+    def __init__(
+        self, config: Any, tokenizer: Tokenizer, *, where: str = "spec.task", seq_len=None
+    ):
+        self._seq_len = seq_len
         self._config = config
         self._tokenizer = tokenizer
         self._where = where
@@ -157,11 +177,7 @@ class SftTask(_ChatTask):
         messages_field: str | None = None
 
         def __post_init__(self):
-            if self.chat_template not in CHAT_TEMPLATES:
-                raise spec_error(
-                    "chat_template",
-                    f"got {self.chat_template!r}; expected one of {sorted(CHAT_TEMPLATES)}",
-                )
+            _check_template(self.chat_template)
             has_pair = self.prompt_field is not None and self.response_field is not None
             has_one_of_pair = (self.prompt_field is None) != (self.response_field is None)
             if has_one_of_pair or has_pair == (self.messages_field is not None):
@@ -226,11 +242,7 @@ class PreferenceTask(_ChatTask):
         system_prompt: str | None = None
 
         def __post_init__(self):
-            if self.chat_template not in CHAT_TEMPLATES:
-                raise spec_error(
-                    "chat_template",
-                    f"got {self.chat_template!r}; expected one of {sorted(CHAT_TEMPLATES)}",
-                )
+            _check_template(self.chat_template)
 
     def _text(self, record: Mapping[str, Any], option: str) -> str:
         value = self._field(record, option)
@@ -262,9 +274,78 @@ class PreferenceTask(_ChatTask):
         return features
 
 
-# `type` value of a task spec -> task class (with a nested `Config` and a `LAYOUT`).
+class SpectrumTask(_ChatTask):
+    """Spectrum tuning: one record = one task's description and samples, rendered as one
+    sequence (`reasonrl.data.spectrum_format`); cut at a sample boundary to the row length."""
+
+    LAYOUT = "document"
+    RANDOM = True
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        """Spec section `{"type": "spectrum", ...}`.
+
+        Attributes:
+          chat_template: name in CHAT_TEMPLATES ("chatml", "llama3", "plain").
+          description_field: field with the task description (absent or null: none).
+          samples_field: field with the list of samples.
+          input_field, output_field: a sample's input (optional) and output fields.
+          description_probability: chance that a sequence starts with the description (the
+            paper's default 0.6), unless the record's `description_probability_field` sets it.
+          description_probability_field: the record field overriding it per task.
+        """
+
+        chat_template: str = "chatml"
+        description_field: str = "description"
+        samples_field: str = "samples"
+        input_field: str = "input"
+        output_field: str = "output"
+        description_probability: float = 0.6
+        description_probability_field: str = "description_probability"
+
+        def __post_init__(self):
+            _check_template(self.chat_template)
+            if not 0.0 <= self.description_probability <= 1.0:
+                raise spec_error(
+                    "description_probability",
+                    f"must be in [0, 1], got {self.description_probability}",
+                )
+
+    def _description_probability(self, record: Mapping[str, Any]) -> float:
+        field = self._config.description_probability_field
+        value = record.get(field, self._config.description_probability)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"field {field!r} must be a number in [0, 1], got {value!r}")
+        return float(value)
+
+    def __call__(self, record: Mapping[str, Any], rng: np.random.Generator) -> DocumentFeatures:
+        config = self._config
+        samples = parse_samples(
+            self._field(record, "samples_field"),
+            input_field=config.input_field,
+            output_field=config.output_field,
+        )
+        description = record.get(config.description_field)
+        if description is not None:
+            description = as_text(description, f"field {config.description_field!r}")
+        probability = self._description_probability(record)
+        use_description = description is not None and bool(rng.random() < probability)
+        order = rng.permutation(len(samples))
+        rendered = render_spectrum(
+            self._template,
+            self._tokenizer,
+            description if use_description else None,
+            [samples[i] for i in order],
+            max_tokens=self._seq_len,
+        )
+        return next_token_features(rendered.token_ids, rendered.loss_mask, self._tokenizer.pad_id)
+
+
+# `type` value of a task spec -> task class (with a nested `Config` and a `LAYOUT`; `RANDOM`
+# when it is called as task(record, rng)).
 TASK_TYPES: dict[str, Any] = {
     "pretrain": PretrainTask,
     "sft": SftTask,
     "preference": PreferenceTask,
+    "spectrum": SpectrumTask,
 }

@@ -1,6 +1,6 @@
-"""Token-level cross-entropy objectives: `next_token` (pretraining) and `sft`.
+"""Token-level cross-entropy objectives: `next_token` (pretraining), `sft` and `spectrum`.
 
-Both minimise  -Σ_t m_t log p(y_t | x_<t)  / Σ_t m_t  over the batch's `loss_mask` m. For
+All minimise  -Σ_t m_t log p(y_t | x_<t)  / Σ_t m_t  over the batch's `loss_mask` m. For
 pretraining the pipeline's mask covers every real token (not padding, not a document's last
 token); for SFT it covers response tokens only. `next_token` adds the optional z-loss
 (PaLM): z_loss_coef · Σ_t m_t (log Z_t)^2, which keeps the softmax normaliser near 1.
@@ -90,3 +90,14 @@ def sft_loss(params, batch, rng, *, model: ModelContext, config):
         chunk_size=int(config.logits_chunk_size),
         report_entropy=bool(config.report_entropy),
     )
+
+
+@register_objective(
+    "spectrum", validate=check_chunk_size, logits_chunk_size=1024, report_entropy=False
+)
+def spectrum_loss(params, batch, rng, *, model: ModelContext, config):
+    """Spectrum tuning (Sorensen et al. 2025): cross-entropy on the outputs of many exchangeable
+    samples per sequence, -Σ_j Σ_{tok ∈ y_j + EOT} log p(tok | d, (x, y)_<j, x_j) over the
+    global count of loss tokens. The formula is SFT's; the mask (from the `spectrum` data task)
+    is what makes it spectrum tuning, and the name keeps recipes reading as what they are."""
+    return sft_loss(params, batch, rng, model=model, config=config)

@@ -7,6 +7,8 @@ first:
     config.tokenizer          where the tokenizer comes from (an existing path, or trained)
     config.stages.<name>      one training run each: model, mesh, data, objective, optimizer,
                               train (see `stage_config()` for every field and its default)
+    config.evals.<name>       optional: an eval of a stage's export, run after the stages
+                              (`reasonrl.train.job_evals`)
 
 A stage's `model.init_from` may name another stage: it starts from that stage's final params,
 so it runs after it. Stages run in that dependency order, ties broken by name (`stage_order`).
@@ -32,13 +34,14 @@ from reasonrl.models.config import ModelConfig
 from reasonrl.models.presets import PRESETS
 from reasonrl.objectives.registry import OBJECTIVES, ObjectiveOptionError
 from reasonrl.parallel.mesh import MeshConfig, MeshError
+from reasonrl.train.job_evals import JOB_EVALS, eval_config
 from reasonrl.train.loops import get_loop, loop_options
 from reasonrl.train.optimizer import SCHEDULES
 from reasonrl.train.step import NONFINITE_MODES
 
 # Sections whose keys are checked elsewhere: data specs by reasonrl.data, objective options by
 # the objective registry, model overrides against ModelConfig.
-_FREE_SECTIONS = ("data", "eval_data", "objective", "overrides")
+_FREE_SECTIONS = ("data", "eval_data", "objective", "overrides", "options")
 
 
 class JobConfigError(ReasonRLError, ValueError):
@@ -108,6 +111,7 @@ def job_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.tokenizer = tokenizer_config()
     config.stages = ml_collections.ConfigDict()
+    config.evals = ml_collections.ConfigDict()
     return config
 
 
@@ -289,8 +293,12 @@ def objective_config(stage) -> ml_collections.FrozenConfigDict:
 def validate_job(config, num_devices: int, config_file: str | None = None) -> None:
     """Raises JobConfigError on the first problem; returns None when the job can run."""
     for key in config.keys():
-        if key not in ("tokenizer", "stages"):
-            fail(f"config.{key}", "unknown key; a job has 'tokenizer' and 'stages'", config_file)
+        if key not in ("tokenizer", "stages", "evals"):
+            fail(
+                f"config.{key}",
+                "unknown key; a job has 'tokenizer', 'stages' and 'evals'",
+                config_file,
+            )
     _check_keys(config.tokenizer, tokenizer_config(), "tokenizer", config_file)
     tok = config.tokenizer
     if tok.path and tok.train_on:
@@ -311,6 +319,37 @@ def validate_job(config, num_devices: int, config_file: str | None = None) -> No
     for name in stage_order(config, config_file):
         validate_stage(config.stages[name], name, earlier, num_devices, config_file)
         earlier.append(name)
+    for name, entry in (config.get("evals") or {}).items():
+        validate_eval(entry, name, config, config_file)
+
+
+def validate_eval(entry, name: str, config, config_file: str | None = None) -> None:
+    """One `config.evals.<name>`: known keys, a registered kind, a stage of the job that
+    exports, and options the kind accepts."""
+    stages = sorted(config.stages.keys())
+
+    def config_stage_exports(stage: str) -> bool:
+        return bool(config.stages[stage].train.export_hf)
+
+    prefix = f"evals.{name}"
+    if not isinstance(entry, ml_collections.ConfigDict):
+        fail(prefix, f"expected a section, got {entry!r}", config_file)
+    _check_keys(entry, eval_config(), prefix, config_file)
+    if entry.get("kind") not in JOB_EVALS:
+        fail(
+            f"{prefix}.kind",
+            f"unknown eval {entry.get('kind')!r}; registered: {sorted(JOB_EVALS)}",
+            config_file,
+        )
+    if entry.get("stage") not in stages:
+        fail(f"{prefix}.stage", f"{entry.get('stage')!r} is not a stage ({stages})", config_file)
+    if not config_stage_exports(entry.stage):
+        fail(f"{prefix}.stage", f"stage {entry.stage!r} sets train.export_hf=False", config_file)
+    options = entry.get("options")
+    try:
+        JOB_EVALS[entry.kind].check({} if options is None else options.to_dict())
+    except (TypeError, ValueError) as error:
+        fail(f"{prefix}.options", str(error), config_file)
 
 
 def stage_order(config, config_file: str | None = None) -> list[str]:

@@ -2,7 +2,12 @@
 fingerprinted so that a rerun never silently reuses results made from other inputs
 (`fingerprint`)."""
 
-from reasonrl.workdir.files import atomic_write_json, atomic_write_text, naming_errors
+from reasonrl.workdir.files import (
+    atomic_save_figure,
+    atomic_write_json,
+    atomic_write_text,
+    naming_errors,
+)
 from reasonrl.workdir.fingerprint import (
     FINGERPRINT_FILE,
     RESULT_NEUTRAL_FIELDS,
@@ -27,6 +32,7 @@ __all__ = [
     "FingerprintMismatchError",
     "LockHolder",
     "ResultDir",
+    "atomic_save_figure",
     "atomic_write_json",
     "atomic_write_text",
     "naming_errors",

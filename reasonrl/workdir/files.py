@@ -54,3 +54,22 @@ def _replace_with(path: Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, value: Any, *, indent: int | None = 2) -> Path:
     """`value` as JSON (keys sorted, one trailing newline), written atomically."""
     return atomic_write_text(path, json.dumps(value, indent=indent, sort_keys=True) + "\n")
+
+
+def atomic_save_figure(figure, path: str | Path) -> Path:
+    """Saves a matplotlib `figure` as a PNG to a temporary file beside `path`, renames it over
+    `path` and closes the figure (an OSError names `path`)."""
+    import matplotlib.pyplot as plt  # imported here: only plotting callers need matplotlib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        with naming_errors(path):
+            figure.savefig(temporary, format="png", dpi=100)
+            os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+        plt.close(figure)
+    return path

@@ -129,3 +129,17 @@ def test_chunked_gradient_equals_full_gradient(setup):
 def test_unknown_objective_lists_registered():
     with pytest.raises(KeyError, match="next_token"):
         get_objective("nope")
+
+
+@pytest.mark.parametrize("name", ["sft", "spectrum"])
+def test_masked_objectives_match_numpy(setup, name):
+    """sft and spectrum: Σ_t m_t (−log p(y_t)) over the global count of loss tokens."""
+    params, batch, logits = setup
+    config = ml_collections.ConfigDict(dict(logits_chunk_size=8, report_entropy=False))
+    loss_sum, denominator, metrics = get_objective(name).fn(
+        params, batch, jax.random.key(0), model=ModelContext(CONFIG), config=config
+    )
+    target_logp = np.take_along_axis(_log_softmax(logits), batch["targets"][..., None], -1)[..., 0]
+    mask = batch["loss_mask"]
+    np.testing.assert_allclose(float(loss_sum), -(target_logp * mask).sum(), rtol=1e-5)
+    assert float(denominator) == mask.sum() and float(metrics["tokens"].compute()) == mask.sum()
