@@ -264,6 +264,11 @@ def run_job(
     `reuse_changed` (then they are reused with a warning and their fingerprints updated).
     """
     validate_job(config, jax.device_count(), config_file)
+    if "://" in str(workdir):
+        raise job_error(
+            f"workdir: {workdir} is a URL; the job writes through the local filesystem, so "
+            f"mount the bucket on every host (e.g. gcsfuse) and pass its local path"
+        )
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     with lock_workdir(workdir):

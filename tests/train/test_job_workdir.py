@@ -291,3 +291,13 @@ def test_lock_is_taken_by_process_zero_only(tmp_path, monkeypatch):
     monkeypatch.setattr(jax, "process_index", lambda: 1)
     with lock_workdir(tmp_path):
         assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_url_workdir_is_refused_before_anything_is_written(tiny_corpus, tmp_path, monkeypatch):
+    """The job writes through the local filesystem: gs://B/x would silently become ./gs:/B/x."""
+    from reasonrl.train.config import JobConfigError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(JobConfigError, match="workdir: gs://bucket/run is a URL.*gcsfuse"):
+        run_job(_job(tiny_corpus[0]), "gs://bucket/run")
+    assert not (tmp_path / "gs:").exists()

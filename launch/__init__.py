@@ -1,0 +1,1 @@
+"""Launchers for TPU slices: `gcloud_tpu` (TPU VMs through gcloud) and `xm_launch` (XManager)."""

@@ -1,0 +1,1 @@
+"""Tests of the TPU launchers (launch/)."""
