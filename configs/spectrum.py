@@ -4,17 +4,19 @@ spectrum evals on held-out tasks, in under ten minutes.
 The data is the shipped synthetic suite (`reasonrl/assets/synthetic/spectrum`, made by
 `reasonrl.synthetic.spectrum_suite`): tasks whose output distributions are known exactly
 (stated categorical distributions, uniform choices from lists, number ranges, individuals with
-a favourite, conditional "name a different one", two-field JSON outputs). Held-out tasks use
-other word categories and number ranges than the training tasks.
+a favourite, conditional "name a different one", two-field JSON outputs). Held-out tasks ask
+for output sets (and number ranges) no training task uses, with their own probabilities.
 
 Stages (a 1000-piece sentencepiece tokenizer on the suite's text first):
   1. pretrain   next-token prediction on "world knowledge" text (which word is in which
                 category, counting), no task format: the base model both branches start from;
-  2. sft        the instruction-tuned baseline: ordinary SFT on the same training tasks with
-                ONE answer per prompt (the task's most likely output), user / assistant turns;
+  2. sft        the instruction-tuned baseline: ordinary SFT on the same 3000 training tasks
+                with ONE answer per prompt (the task's most likely output), user / assistant;
   3. spectrum   spectrum tuning from the same start: each training task's description (with
-                probability 0.6) and its 12-20 samples in a random order, with the roles
+                probability 0.6) and its 8-14 samples in a random order, with the roles
                 description / input / output, loss on the outputs only.
+Both branches: 300 steps of 16 rows x 256 tokens at LR 2e-3 (a 1M-parameter model; the paper's
+3e-6 is for 8-14B models).
 
 Evals (`config.evals`, run after the stages on the 48 held-out tasks, `workdir/evals/<name>/`):
 `start` (the pretrained model, spectrum format), `sft` (chat format, as it was trained) and

@@ -286,7 +286,9 @@ def _plot(summary: dict, records: list[dict], path: Path, title: str) -> None:
         x = np.arange(len(record["candidates"]))
         total = max(sum(record["sample_counts"]), 1)
         ax.bar(x - 0.2, record["target_probs"], width=0.4, label="true")
-        ax.bar(x + 0.2, np.asarray(record["sample_counts"]) / total, width=0.4, label="samples")
+        ax.bar(
+            x + 0.2, np.asarray(record["sample_counts"]) / total, width=0.4, label="valid samples"
+        )
         ax.set_xticks(x, [c[:12] for c in record["candidates"]], rotation=45, fontsize=7)
         ax.set_title(record["id"], fontsize=9)
         ax.legend(fontsize=7)
