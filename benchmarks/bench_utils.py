@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def cpu_model() -> str:
@@ -34,3 +40,28 @@ def report(results: dict, json_out: str = "") -> None:
     if json_out:
         with open(json_out, "w") as f:
             json.dump(results, f, indent=2)
+
+
+def run_recipe(config: str, workdir: Path, *overrides: str) -> float:
+    """`python -m reasonrl.main --config=configs/<config>.py --workdir=<workdir> <overrides>` on
+    one CPU device, as a user runs it; returns its wall time in seconds (a finished run in the
+    workdir is reused: the job resumes)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("XLA_FLAGS", None)  # one CPU device, as a user runs it
+    start = time.time()
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reasonrl.main",
+            f"--config={REPO / 'configs' / f'{config}.py'}",
+            f"--workdir={workdir}",
+            *overrides,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if process.returncode:
+        raise RuntimeError(f"{config} in {workdir} failed:\n{process.stderr[-3000:]}")
+    return time.time() - start

@@ -14,44 +14,14 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from absl import app, flags
-from bench_utils import cpu_model, report
-
-REPO = Path(__file__).resolve().parents[1]
+from bench_utils import cpu_model, report, run_recipe
 
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "seeds to run")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/reasonrl_grpo_seeds", "one sub-directory per seed")
 _JSON = flags.DEFINE_string("json_out", "", "also write the results to this file")
-
-
-def run_recipe(workdir: Path, seed: int, *overrides: str) -> float:
-    """`python -m reasonrl.main --config=configs/grpo.py` on one CPU device; its wall time, s."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("XLA_FLAGS", None)  # one CPU device, as a user runs it
-    start = time.time()
-    process = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reasonrl.main",
-            f"--config={REPO / 'configs' / 'grpo.py'}",
-            f"--workdir={workdir}",
-            f"--config.stages.sft.train.seed={seed}",
-            f"--config.stages.rl.train.seed={seed}",
-            *overrides,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if process.returncode:
-        raise RuntimeError(f"seed {seed} failed:\n{process.stderr[-3000:]}")
-    return time.time() - start
 
 
 def learning_summary(metrics_file: Path) -> dict[str, float]:
@@ -83,7 +53,12 @@ def main(argv):
     gains = {"accuracy": [], "reward": []}
     for seed in map(int, _SEEDS.value):
         workdir = Path(_WORKDIR.value) / f"seed{seed}"
-        wall = run_recipe(workdir, seed)
+        wall = run_recipe(
+            "grpo",
+            workdir,
+            f"--config.stages.sft.train.seed={seed}",
+            f"--config.stages.rl.train.seed={seed}",
+        )
         s = learning_summary(workdir / "rl" / "metrics.jsonl")
         gains["accuracy"].append(s["accuracy_end"] - s["accuracy_start"])
         gains["reward"].append(s["reward_last20"] - s["reward_first10"])

@@ -17,16 +17,13 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from absl import app, flags
-from bench_utils import cpu_model
+from bench_utils import REPO, cpu_model, run_recipe
 
-REPO = Path(__file__).resolve().parents[1]
-MODELS = ("start", "sft", "spectrum")
+MODELS = ("start", "sft", "spectrum")  # the recipe's evals
+STAGES = ("pretrain", "sft", "spectrum")
 METRICS = (
     "js_divergence",
     "coverage",
@@ -45,30 +42,6 @@ _WORKDIR = flags.DEFINE_string(
 _JSON = flags.DEFINE_string(
     "json_out", str(REPO / "benchmarks" / "spectrum_seeds.json"), "results file"
 )
-
-
-def run_recipe(workdir: Path, seed: int) -> float:
-    """`python -m reasonrl.main --config=configs/spectrum.py` on one CPU device; wall time, s."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("XLA_FLAGS", None)  # one CPU device, as a user runs it
-    seeds = [f"--config.stages.{stage}.train.seed={seed}" for stage in MODELS[1:] + ("pretrain",)]
-    start = time.time()
-    process = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reasonrl.main",
-            f"--config={REPO / 'configs' / 'spectrum.py'}",
-            f"--workdir={workdir}",
-            *seeds,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if process.returncode:
-        raise RuntimeError(f"seed {seed} failed:\n{process.stderr[-3000:]}")
-    return time.time() - start
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -113,7 +86,8 @@ def main(argv):
     }
     for seed in map(int, _SEEDS.value):
         workdir = Path(_WORKDIR.value) / f"seed{seed}"
-        seconds = run_recipe(workdir, seed)
+        seeds = [f"--config.stages.{stage}.train.seed={seed}" for stage in STAGES]
+        seconds = run_recipe("spectrum", workdir, *seeds)
         per_model = {
             model: json.loads((workdir / "evals" / model / "summary.json").read_text())["metrics"]
             for model in MODELS

@@ -27,18 +27,11 @@ Evals (`config.evals`, run after the stages on the 48 held-out tasks, `workdir/e
   python -m reasonrl.main --config=configs/spectrum.py --workdir=runs/spectrum
 """
 
+from reasonrl.configs.demo import DEMO_MODEL
 from reasonrl.paths import asset
 from reasonrl.train.config import job_config, stage_config
 
-MODEL = dict(
-    hidden_size=128,
-    intermediate_size=384,
-    num_layers=4,
-    num_heads=4,
-    num_kv_heads=2,
-    head_dim=32,
-    max_position_embeddings=256,
-)
+MODEL = {**DEMO_MODEL, "max_position_embeddings": 256}  # 1.0M parameters with this vocabulary
 SEQ_LEN = 256
 
 

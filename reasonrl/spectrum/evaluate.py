@@ -255,7 +255,7 @@ def evaluate_spectrum(
     query_names = ("js_divergence", "coverage", "percent_valid", "unique_gens_pct", "yield")
     query_means = {n: float(np.mean([r[n] for r in query_rows])) for n in query_names}
     summary = {
-        "metrics": {**{k: steer[k] for k in ("loss_geq_1", "all_acc_geq_1", "ece")}, **query_means},
+        "metrics": {name: {**steer, **query_means}[name] for name in HEADLINE},
         "steerability": steer,
         "by_family": {
             family: {**_family_means(steer_rows, ("loss_geq_1", "all_acc_geq_1"))[family], **values}

@@ -22,6 +22,7 @@ from reasonrl.spectrum import (
     load_suite,
     write_spectrum_reports,
 )
+from reasonrl.spectrum.evaluate import HEADLINE
 from reasonrl.spectrum.scoring import score_sequences
 from reasonrl.train.config import JobConfigError, validate_job
 
@@ -108,16 +109,7 @@ def test_evaluation_and_reports(tmp_path, model, tokenizer):
     )
     tasks = load_suite(settings.suite)
     summary, records = evaluate_spectrum(config, params, tokenizer, tasks, settings)
-    for name in (
-        "loss_geq_1",
-        "all_acc_geq_1",
-        "ece",
-        "percent_valid",
-        "unique_gens_pct",
-        "yield",
-        "js_divergence",
-        "coverage",
-    ):
+    for name in HEADLINE:
         assert name in summary["metrics"]
     assert summary["steerability"]["num_outputs_geq_1"] == 3  # 2 + 1 outputs after the first
     assert summary["num_queries"] == 2 and set(summary["by_family"]) == {"categorical", "other"}
