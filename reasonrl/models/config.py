@@ -25,6 +25,10 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 
 ROPE_TYPES = ("default", "linear", "llama3")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+# `attention`: "auto" picks per backend and shape (`reasonrl.models.attention.select`).
+ATTENTION_IMPLEMENTATIONS = ("auto", "blockwise", "dense", "cudnn", "splash")
+# `remat`: what a decoder block keeps for the backward pass (see `transformer.REMAT_POLICIES`).
+REMAT_POLICIES = ("none", "full", "save_matmul_outputs")
 
 
 class ConfigError(ReasonRLError, ValueError):
@@ -65,7 +69,15 @@ class ModelConfig:
       dtype: compute dtype of matmuls and activations ("float32" or "bfloat16"); norms, softmax
         and logits are always computed in float32.
       param_dtype: dtype parameters are created and stored in.
-      remat: rematerialise each decoder block in the backward pass (saves activation memory).
+      remat: what each decoder block keeps for the backward pass: "none" (everything XLA keeps),
+        "full" (only the block's input; the block is recomputed) or "save_matmul_outputs"
+        (matmul outputs kept, norms / activations / attention recomputed). True and False, the
+        older spelling, mean "full" and "none".
+      attention: "auto" (the best implementation for the backend and shapes), or one forced:
+        "blockwise" (online-softmax tiles, memory linear in T), "dense" (full [T, S] scores),
+        "cudnn" (GPU), "splash" (TPU). See `reasonrl.models.attention.select`.
+      attention_q_block / attention_kv_block: query and key/value tile sizes of the blockwise
+        path (and of the splash kernel).
       bos_token_id / eos_token_ids / pad_token_id: special ids from the checkpoint, if known.
     """
 
@@ -87,12 +99,17 @@ class ModelConfig:
     max_position_embeddings: int = 4096
     dtype: str = "float32"
     param_dtype: str = "float32"
-    remat: bool = False
+    remat: str = "none"
+    attention: str = "auto"
+    attention_q_block: int = 512
+    attention_kv_block: int = 512
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
     pad_token_id: int | None = None
 
     def __post_init__(self):
+        if isinstance(self.remat, bool):  # the older boolean flag
+            object.__setattr__(self, "remat", "full" if self.remat else "none")
         self.validate()
 
     # -- validation ---------------------------------------------------------------------------
@@ -113,6 +130,8 @@ class ModelConfig:
             "num_kv_heads",
             "head_dim",
             "max_position_embeddings",
+            "attention_q_block",
+            "attention_kv_block",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -124,6 +143,21 @@ class ModelConfig:
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in DTYPES:
                 raise ConfigError(f"{name}={getattr(self, name)!r}; choose from {sorted(DTYPES)}")
+        if self.remat not in REMAT_POLICIES:
+            raise ConfigError(f"remat={self.remat!r}; choose from {list(REMAT_POLICIES)}")
+        if self.attention not in ATTENTION_IMPLEMENTATIONS:
+            raise ConfigError(
+                f"attention={self.attention!r}; choose from {list(ATTENTION_IMPLEMENTATIONS)}"
+            )
+        if self.attention == "cudnn" and self.dtype not in ("bfloat16", "float16"):
+            raise ConfigError(
+                f"attention='cudnn' needs dtype 'bfloat16' or 'float16', got dtype={self.dtype!r}"
+            )
+        if self.attention == "cudnn" and (self.head_dim % 8 or self.head_dim > 256):
+            raise ConfigError(
+                f"attention='cudnn' needs head_dim a multiple of 8 and at most 256, "
+                f"got head_dim={self.head_dim}"
+            )
         if self.rope_scaling is not None and self.rope_scaling.rope_type not in ROPE_TYPES:
             raise ConfigError(
                 f"rope_scaling.rope_type={self.rope_scaling.rope_type!r} is not supported; "

@@ -20,12 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
+from reasonrl.models import attention
+from reasonrl.models.attention import MASK_VALUE, attention_mask  # noqa: F401 (re-export)
 from reasonrl.models.config import ModelConfig
 from reasonrl.parallel.mesh import auto_mesh
 from reasonrl.parallel.rules import DEFAULT_RULES, Rules, logical_to_spec
 
 Array = jax.Array
-_MASK_VALUE = float(np.finfo(np.float32).min)
+_MASK_VALUE = MASK_VALUE  # kept for bert.py
 
 
 def _init(std: float = 0.02) -> Callable:
@@ -132,16 +134,12 @@ class LayerCache(NamedTuple):
     values: Array
 
 
-def attention_mask(q_positions, q_segment_ids, k_positions, k_segment_ids) -> Array:
-    """Boolean [B, 1, 1, T, S]: causal by position, within one segment, never to padding."""
-    q_pos, k_pos = q_positions[:, :, None], k_positions[:, None, :]
-    q_seg, k_seg = q_segment_ids[:, :, None], k_segment_ids[:, None, :]
-    mask = (k_pos <= q_pos) & (q_seg == k_seg) & (k_seg != 0)
-    return mask[:, None, None, :, :]
-
-
 class Attention(nn.Module):
-    """Grouped-query self-attention with optional q/k/v bias, q/k RMSNorm and a KV cache."""
+    """Grouped-query self-attention with optional q/k/v bias, q/k RMSNorm and a KV cache.
+
+    Projections, norms and RoPE live here; the attention itself is `attention.attend`, which
+    picks the dense, blockwise, cuDNN or splash implementation (`ModelConfig.attention`).
+    """
 
     config: ModelConfig
     sharding: ActivationSharding | None = None
@@ -204,35 +202,15 @@ class Attention(nn.Module):
             0, 2, 3, 1, 4
         )
         k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, T, Dh]
-        scale = 1.0 / math.sqrt(cfg.head_dim)
-
-        def scores(keys, mask):
-            s = jnp.einsum("bkgth,bksh->bkgts", q, keys, preferred_element_type=jnp.float32)
-            return jnp.where(mask, s * scale, _MASK_VALUE)
-
         # The block attends to itself and, with a cache, to the cache as it was before this
         # block: one softmax over both, so the cache is only read here (the caller writes the
         # new keys/values once for all layers).
-        block_scores = scores(
-            k, attention_mask(ctx.positions, ctx.segment_ids, ctx.positions, ctx.segment_ids)
+        cached = None
+        if cache is not None:
+            cached = (cache.keys, cache.values, ctx.cache_positions, ctx.cache_segment_ids)
+        out = attention.attend(
+            cfg, q, k, v, ctx.positions, ctx.segment_ids, cached, sharding=self.sharding
         )
-        if cache is None:
-            probs = jax.nn.softmax(block_scores, axis=-1).astype(dtype)
-            out = jnp.einsum("bkgts,bksh->bkgth", probs, v)
-        else:
-            cached_scores = scores(
-                cache.keys.astype(dtype),
-                attention_mask(
-                    ctx.positions, ctx.segment_ids, ctx.cache_positions, ctx.cache_segment_ids
-                ),
-            )
-            slots = cached_scores.shape[-1]
-            probs = jax.nn.softmax(
-                jnp.concatenate([cached_scores, block_scores], axis=-1), axis=-1
-            ).astype(dtype)
-            out = jnp.einsum(
-                "bkgts,bksh->bkgth", probs[..., :slots], cache.values.astype(dtype)
-            ) + jnp.einsum("bkgts,bksh->bkgth", probs[..., slots:], v)
         out = out.transpose(0, 3, 1, 2, 4).reshape(batch, length, cfg.num_heads, cfg.head_dim)
         new_kv = LayerCache(k, v)
 

@@ -28,6 +28,16 @@ from reasonrl.models.layers import (
 
 Array = jax.Array
 
+# `ModelConfig.remat` -> the `jax.checkpoint` policy of each decoder block (None: no remat).
+REMAT_POLICIES = {
+    "none": None,
+    # Keep only the block's input; recompute the whole block in the backward pass.
+    "full": jax.checkpoint_policies.nothing_saveable,
+    # Keep the outputs of matmuls without batch dimensions (q/k/v/o and MLP projections);
+    # recompute norms, RoPE, activations and attention (whose custom VJP keeps its own output).
+    "save_matmul_outputs": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
 
 class KVCache(NamedTuple):
     """Generation state for all layers.
@@ -88,10 +98,9 @@ class CausalLM(nn.Module):
     def setup(self):
         cfg = self.config
         block = DecoderBlock
-        if cfg.remat:
-            block = nn.remat(
-                block, prevent_cse=False, policy=jax.checkpoint_policies.nothing_saveable
-            )
+        policy = REMAT_POLICIES[cfg.remat]
+        if policy is not None:
+            block = nn.remat(block, prevent_cse=False, policy=policy)
         self.layers = nn.scan(
             block,
             variable_axes={"params": 0},

@@ -72,6 +72,9 @@ from reasonrl.workdir import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 UPDATE_PREFIX = "train/"  # the keys of an optimizer update's record in metrics.jsonl
+# ModelConfig fields that change how a model computes, not its parameters: a loaded checkpoint
+# may override them.
+_RUNTIME_MODEL_FIELDS = ("dtype", "remat", "attention", "attention_q_block", "attention_kv_block")
 
 
 class NonFiniteLossError(ReasonRLError, RuntimeError):
@@ -109,11 +112,11 @@ def load_model(stage, mesh, tokenizer, stage_exports: dict[str, Path]):
     )
     if source:
         config, params = models.load_hf_checkpoint(source, mesh=mesh)
-        structural = {k: v for k, v in overrides.items() if k in ("dtype", "remat")}
+        structural = {k: v for k, v in overrides.items() if k in _RUNTIME_MODEL_FIELDS}
         if set(overrides) - set(structural):
             raise ValueError(
                 f"model.overrides {sorted(set(overrides) - set(structural))} cannot "
-                f"change a loaded checkpoint (only dtype / remat)"
+                f"change a loaded checkpoint (only {' / '.join(_RUNTIME_MODEL_FIELDS)})"
             )
         return config.replace(**structural), params
     if model_cfg.vocab_from_tokenizer:
@@ -499,7 +502,11 @@ class StageRun:
         if self.resumed_from is None and self.is_main:
             print(
                 f"[{self.workdir.name}] {setup.model_config.architecture} model, parameters:\n"
-                f"{parameter_overview.get_parameter_overview(self.state.params)}",
+                # Stats fetch every parameter to this host: one process only (multi-host
+                # parameters span devices this process cannot read).
+                + parameter_overview.get_parameter_overview(
+                    self.state.params, include_stats=jax.process_count() == 1
+                ),
                 flush=True,
             )
             writer.write_hparams(
