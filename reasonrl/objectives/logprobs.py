@@ -4,6 +4,15 @@ The sequence is cut into chunks of C positions; each chunk's logits [B, C, V] ar
 reduced to per-token statistics and dropped. The chunk function is rematerialised, so the
 backward pass recomputes one chunk's logits at a time as well: peak memory is O(B * C * V)
 instead of O(B * T * V).
+
+Vocabulary parallelism: when `sharding` (the model's ActivationSharding) shards the LM head's
+vocabulary over mesh axes of size > 1 (the "vocab" rule, `tensor` by default), each chunk goes
+through `reasonrl.parallel.vocab_parallel.chunk_statistics`, a `shard_map` in which each device
+computes its [B, C, V/t] slice of the logits and the max / sum-exp / target logit / entropy
+terms are combined with explicit `pmax` / `psum`: no [B, C, V] logits are ever gathered. The
+chunking and rematerialisation are the same on both paths. With tensor == 1, no sharding, or a
+vocabulary the rules leave replicated (V not divisible by the tensor axis), the plain path below
+runs unchanged. Every objective gets this through `token_statistics`.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import jax.numpy as jnp
 
 from reasonrl.models import logits_from_hidden
 from reasonrl.models.config import ModelConfig
+from reasonrl.parallel.vocab_parallel import chunk_statistics, output_kernel, vocab_parallel_plan
 
 
 class TokenStats(NamedTuple):
@@ -50,9 +60,17 @@ def token_statistics(
         hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
         targets = jnp.pad(targets, ((0, 0), (0, pad)))
     num_chunks = hidden.shape[1] // chunk
+    plan = vocab_parallel_plan(config, params, hidden.shape, sharding)
 
     def one_chunk(args):
         h, t = args  # [B, C, D], [B, C]
+        if plan is not None:
+            kernel = output_kernel(config, params)
+            return TokenStats(
+                *chunk_statistics(
+                    plan, config, kernel, h, t, temperature=temperature, entropy=entropy
+                )
+            )
         logits = logits_from_hidden(config, params, h, sharding=sharding)
         if temperature != 1.0:
             logits = logits / temperature
