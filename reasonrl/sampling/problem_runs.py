@@ -86,6 +86,38 @@ def check_at_least_one(**counts: int | None) -> None:
             raise SettingsError(f"--{name} must be >= 1{unset}, got {value}")
 
 
+@dataclasses.dataclass(frozen=True)
+class TeacherSampling:
+    """The sampling settings of the tools that label or distil problems by sampling a model
+    (``reasonrl.synthetic.distill``, ``reasonrl.synthetic.prismatic label``); they extend it.
+
+    Attributes:
+        prompt_template, chat_template: how a problem becomes the prompt
+            (``reasonrl.data.prompt_templates``).
+        num_samples: samples per problem (n).
+        temperature, top_p, top_k, max_new_tokens: sampling (see ``sampling.generate``).
+        seed: PRNG seed of the sampler.
+        batch_size: problems per ``generate`` call (each with ``num_samples`` rows).
+        truncate_prompt: "none" (a prompt that does not fit yields no samples) or "left" (it
+            keeps its last tokens), see ``reasonrl.sampling.completions``.
+    """
+
+    prompt_template: str = "r1"
+    chat_template: str = "chatml"
+    num_samples: int = 8
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = 0
+    max_new_tokens: int = 2048
+    seed: int = 0
+    batch_size: int = 8
+    truncate_prompt: str = "none"
+
+    def __post_init__(self):
+        check_sampling(self)
+        check_at_least_one(batch_size=self.batch_size)
+
+
 def check_sampling(settings: ProblemSampling) -> None:
     """Raises SettingsError, naming the flag, for sampling settings that cannot work."""
     check_at_least_one(num_samples=settings.num_samples, max_new_tokens=settings.max_new_tokens)

@@ -82,9 +82,9 @@ from reasonrl.sampling.problem_runs import (
     LongPromptWarning,
     RuntimeSettings,
     SettingsError,
+    TeacherSampling,
     check_at_least_one,
     check_context,
-    check_sampling,
     checkpoint_digest,
     complete_problems,
     load_model,
@@ -113,43 +113,27 @@ class ProblemFileError(ReasonRLError, ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class DistillSettings:
-    """Everything that decides the records, given the teacher and the problems.
+class DistillSettings(TeacherSampling):
+    """Everything that decides the records, given the teacher and the problems: the sampling
+    settings (``problem_runs.TeacherSampling``; the chat template is also the one to train
+    with), and
 
     Attributes:
-        prompt_template, chat_template: how a problem becomes the teacher's prompt
-            (``reasonrl.data.prompt_templates``); the chat template is also the one to train with.
-        num_samples: teacher samples per problem (n).
-        temperature, top_p, top_k, max_new_tokens: sampling (see ``sampling.generate``).
-        truncate_prompt: "none" (a prompt that does not fit yields no samples) or "left" (it
-            keeps its last tokens), see ``reasonrl.sampling.completions``.
-        seed: PRNG seed of the sampler.
-        batch_size: problems per ``generate`` call (each with ``num_samples`` rows).
         select: selection strategy, see :mod:`reasonrl.synthetic.selection`.
         keep_per_problem: samples a ranking strategy keeps per problem.
         drop_truncated: discard samples that hit ``max_new_tokens`` even when graded correct.
         prompt_field, response_field: output field names of the user and assistant turns.
     """
 
-    prompt_template: str = "r1"
-    chat_template: str = "chatml"
-    num_samples: int = 8
-    temperature: float = 0.6
-    top_p: float = 0.95
-    top_k: int = 0
-    max_new_tokens: int = 2048
-    seed: int = 0
-    batch_size: int = 8
     select: str = "all"
     keep_per_problem: int = 1
     drop_truncated: bool = True
     prompt_field: str = "question"
     response_field: str = "answer"
-    truncate_prompt: str = "none"
 
     def __post_init__(self):
-        check_sampling(self)
-        check_at_least_one(batch_size=self.batch_size, keep_per_problem=self.keep_per_problem)
+        super().__post_init__()
+        check_at_least_one(keep_per_problem=self.keep_per_problem)
         fields = (self.prompt_field, self.response_field)
         reserved = PROVENANCE_FIELDS + (TRUNCATION_FIELD,)
         if not all(fields) or len(set(fields)) != 2 or set(fields) & set(reserved):

@@ -30,9 +30,9 @@ from reasonrl.rewards import Problem, extract_answer
 from reasonrl.sampling.problem_runs import (
     RuntimeSettings,
     SettingsError,
+    TeacherSampling,
     check_at_least_one,
     check_context,
-    check_sampling,
     checkpoint_digest,
     complete_problems,
     load_model,
@@ -54,30 +54,20 @@ RECORD_FIELDS = (
 
 
 @dataclasses.dataclass(frozen=True)
-class LabelSettings:
-    """Sampling and voting settings (see ``distill.DistillSettings`` for the sampling ones).
+class LabelSettings(TeacherSampling):
+    """Sampling (``problem_runs.TeacherSampling``) and voting settings.
 
     Attributes:
         threshold: share of the valid answers the majority class needs, in (0, 1].
+        prompt_field, response_field: output field names of the user and assistant turns.
     """
 
-    prompt_template: str = "r1"
-    chat_template: str = "chatml"
-    num_samples: int = 8
-    temperature: float = 0.6
-    top_p: float = 0.95
-    top_k: int = 0
-    max_new_tokens: int = 2048
-    seed: int = 0
-    batch_size: int = 8
-    truncate_prompt: str = "none"
     threshold: float = 0.5
     prompt_field: str = "question"
     response_field: str = "answer"
 
     def __post_init__(self):
-        check_sampling(self)
-        check_at_least_one(batch_size=self.batch_size)
+        super().__post_init__()
         if not 0 < self.threshold <= 1:
             raise SettingsError(f"--threshold must be in (0, 1], got {self.threshold}")
         fields = (self.prompt_field, self.response_field)
