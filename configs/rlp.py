@@ -37,18 +37,11 @@ next-token training at equal FLOPs, over three seeds (benchmarks/RESULTS.md).
   python -m reasonrl.main --config=configs/rlp.py --workdir=runs/rlp
 """
 
+from reasonrl.configs.demo import DEMO_MODEL
 from reasonrl.paths import asset
 from reasonrl.train.config import job_config, stage_config
 
-MODEL = dict(
-    hidden_size=128,
-    intermediate_size=384,
-    num_layers=4,
-    num_heads=4,
-    num_kv_heads=2,
-    head_dim=32,
-    max_position_embeddings=128,
-)
+MODEL = {**DEMO_MODEL, "max_position_embeddings": 128}
 
 
 def _text(name: str) -> dict:
