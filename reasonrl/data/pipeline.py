@@ -13,14 +13,19 @@ A spec is a plain dict or ml_collections.ConfigDict:
 
 The grain graph is
 
-    MapDataset.source(records)[shard_index::shard_count]   # this host's records
+    MapDataset.source(records)[shard_index::shard_count]   # one shard's records
       .shuffle(seed)            # global, deterministic permutation; reseeded every epoch
       .repeat(num_epochs)       # None: forever
       .map(task)                # tokenise: record -> one document's features (random tasks:
                                 # .random_map, with a Generator from the seed and element index)
       .to_iter_dataset(...)     # read_threads threads tokenise ahead
       -> packer                 # documents -> rows of seq_len tokens
-      .batch(batch_size)        # per-host batch
+      .batch(batch_size)        # this shard's rows of a step
+
+`make_pipeline` is one such stream. Training across hosts uses `reasonrl.data.layout`
+(`make_sharded_pipeline`): the global batch is split into a fixed number of logical data shards,
+each one of these streams (shard s of S, its own seed), and a process builds only the shards
+whose rows it holds, so the global batch does not depend on the process count.
 
 Each batch is a dict of int32 [batch_size, seq_len] arrays: tokens, targets, loss_mask,
 segment_ids, positions (meanings in packing.py). The `preference` task instead gives one pair
@@ -231,19 +236,49 @@ def make_dataset(
     where: str = "spec",
 ) -> grain.IterDataset:
     """The grain IterDataset behind `make_pipeline` (same arguments)."""
+    _check_sizes(batch_size, seq_len, seed)
+    built = _build(spec, tokenizer, where, seq_len)
+    return _batched_rows(
+        built,
+        tokenizer,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        seed=seed,
+        shard_index=shard_index,
+        shard_count=shard_count,
+        read_threads=built[0].read_threads,
+        where=where,
+    )
+
+
+def _check_sizes(batch_size: int, seq_len: int, seed: int) -> None:
     if batch_size < 1 or seq_len < 2:
         raise ValueError(f"need batch_size >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    config, source, task, packer_class, packer_config = _build(spec, tokenizer, where, seq_len)
+
+
+def _batched_rows(
+    built: tuple[PipelineConfig, RecordSource, LocatedTask, Any, Any],
+    tokenizer: Tokenizer,
+    *,
+    batch_size: int,
+    seq_len: int,
+    seed: int,
+    shard_index: int | None,
+    shard_count: int | None,
+    read_threads: int,
+    where: str,
+) -> grain.IterDataset:
+    """Records of one shard -> task -> packer -> batches of `batch_size` rows (see the module
+    docstring), from the parts `_build` made; `read_threads` tokenise ahead (0: on demand)."""
+    config, source, task, packer_class, packer_config = built
     records = indexed_records(
         source, config, seed=seed, shard_index=shard_index, shard_count=shard_count, where=where
     )
     records = records.random_map(task, seed=seed) if task.random else records.map(task)
     documents = records.to_iter_dataset(
-        grain.ReadOptions(
-            num_threads=config.read_threads, prefetch_buffer_size=config.read_buffer_size
-        )
+        grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=config.read_buffer_size)
     )
     rows = packer_class(packer_config).pack(
         documents, seq_len=seq_len, pad_id=tokenizer.pad_id, seed=seed

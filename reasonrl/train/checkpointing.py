@@ -72,12 +72,32 @@ def state_differences(stored_tree, abstract_state) -> list[str]:
     ]
 
 
+def gather_process_bytes(local: bytes) -> list[bytes]:
+    """Every process's `local` bytes, by process index (a collective: every process calls it
+    with its own bytes, e.g. its data iterator state; one process: `[local]`)."""
+    if jax.process_count() == 1:
+        return [local]
+    from jax.experimental import multihost_utils
+
+    lengths = multihost_utils.process_allgather(np.asarray(len(local), np.int32))
+    padded = np.zeros(int(np.max(lengths)), np.uint8)
+    padded[: len(local)] = np.frombuffer(local, np.uint8)
+    gathered = multihost_utils.process_allgather(padded)  # uint8 [processes, longest]
+    return [bytes(row[: int(n)]) for row, n in zip(gathered, np.ravel(lengths))]
+
+
 def _first_line(error: BaseException) -> str:
     return str(error).splitlines()[0][:300] if str(error) else ""
 
 
 class Checkpointer:
-    """Saves and restores `(TrainState, data_state: dict)` under `directory`."""
+    """Saves and restores `(TrainState, data_state: dict)` under `directory`.
+
+    `data_state` is JSON written by process 0 only, in the same step directory as the train
+    state (so it is renamed into place with it): a caller whose processes read different data
+    merges their states first (`gather_process_bytes`), as `reasonrl.train.engine.StageRun`
+    does with the logical data shards of every process.
+    """
 
     def __init__(
         self, directory: str | Path, *, save_every: int, keep: int, async_save: bool = True

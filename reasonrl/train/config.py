@@ -94,6 +94,11 @@ def stage_config() -> ml_collections.ConfigDict:
                 seq_len=256,
                 grad_accum=1,
                 seed=0,
+                # supervised loop: logical data shards of the global batch (each its own record
+                # stream + packer; reasonrl.data.layout), fixed whatever the process count;
+                # must divide batch_size; 1: one stream; 0: one per row of batch_size. Several
+                # processes need a multiple of their count: then 1 process gives the same run.
+                data_shards=1,
                 log_every=10,
                 eval_every=0,
                 eval_batches=4,
@@ -232,6 +237,13 @@ def validate_stage(
             with complete.unlocked():
                 complete[loop.name] = loop_options(stage, loop)
         rows = loop.validate(complete, prefix, config_file)
+    if train.data_shards < 0 or (train.data_shards and train.batch_size % train.data_shards):
+        fail(
+            f"{prefix}.train.data_shards",
+            f"{train.data_shards} logical data shards must divide train.batch_size="
+            f"{train.batch_size} (0: one shard per row)",
+            config_file,
+        )
     if rows % train.grad_accum:
         fail(
             f"{prefix}.train.batch_size",

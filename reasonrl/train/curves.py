@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reasonrl.workdir import new_figure
+
 
 def read_step_records(metrics_file: str | Path, step_key: str) -> dict[int, dict[str, float]]:
     """loop step -> the values of the records carrying `step_key` at that step, merged in file
@@ -38,12 +40,8 @@ def plot_step_curve(
 ) -> Path:
     """Draws records[step][series[0]] per step (raw, faint, and a 10-step moving average) and
     records[step][evals[0]] as markers; (key, label) pairs. Steps without a key are skipped."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = new_figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     points = [(s, r[series[0]]) for s, r in records.items() if series[0] in r]
     if points:
         steps, values = (np.asarray(x) for x in zip(*points))
@@ -65,5 +63,4 @@ def plot_step_curve(
         ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(png, dpi=110)
-    plt.close(fig)
     return Path(png)

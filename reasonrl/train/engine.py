@@ -20,7 +20,11 @@ What the engine owns:
   (`Reference`: a copy of the initial params, re-derived from the model source on resume,
   never checkpointed);
 - resume: the newest readable orbax checkpoint (train state + the loop's iterator state; a
-  checkpoint of another model shape is refused, see `reasonrl.train.checkpointing`);
+  checkpoint of another model shape is refused, see `reasonrl.train.checkpointing`). A
+  `reasonrl.data.layout.ShardedBatchIterator` (the supervised loop's) holds only this process's
+  logical data shards: at each checkpoint every process's shard states are gathered into the one
+  JSON state process 0 saves, and on resume each process takes its own shards from it, so a
+  checkpoint restores bit for bit in any process count;
 - logs: clu writers (TensorBoard), `metrics.jsonl` (`MetricsLog`, one host transfer per
   `log_every` steps and at each checkpoint; on resume the records of the steps run again are
   dropped first, so every (step, key) appears once), `ReportProgress` and a progress bar;
@@ -52,12 +56,13 @@ from clu import metric_writers, parameter_overview, periodic_actions
 
 from reasonrl import data as data_lib
 from reasonrl import models
+from reasonrl.data.layout import ShardedBatchIterator, merge_shard_states
 from reasonrl.errors import ReasonRLError
 from reasonrl.models.layers import ActivationSharding
 from reasonrl.objectives import ModelContext, token_statistics
 from reasonrl.objectives.registry import RegisteredObjective, get_objective
 from reasonrl.parallel import batch_sharding
-from reasonrl.train.checkpointing import CHECKPOINTS_DIR, Checkpointer
+from reasonrl.train.checkpointing import CHECKPOINTS_DIR, Checkpointer, gather_process_bytes
 from reasonrl.train.config import objective_config
 from reasonrl.train.exports import EXPORT_DIR
 from reasonrl.train.optimizer import make_optimizer
@@ -318,6 +323,17 @@ def global_batch(local: dict, sharding) -> dict:
     }
 
 
+def process_rows(sharding, batch_size: int) -> tuple[int, ...]:
+    """The global batch rows (ascending) that this process's devices hold under the batch
+    `sharding`: the rows its local batch must give `global_batch`, in this order
+    (`jax.make_array_from_process_local_data` maps the local rows onto them in ascending
+    order). Processes holding replicas of the same rows get the same tuple."""
+    rows: set[int] = set()
+    for index in sharding.addressable_devices_indices_map((batch_size,)).values():
+        rows.update(range(*index[0].indices(batch_size)))
+    return tuple(sorted(rows))
+
+
 def _written_before(line: str, resumed_from: int | None) -> bool:
     """Whether a metrics.jsonl record was written before the checkpoint of update
     `resumed_from` (None: no checkpoint). An update's record has step = its index, so the
@@ -540,6 +556,17 @@ class StageRun:
         print(f"[{self.workdir.name}] resumed from checkpoint step {update}", flush=True)
         return update
 
+    def _iterator_state(self) -> str:
+        """The data iterator state to checkpoint (JSON). A `ShardedBatchIterator` holds only
+        this process's logical data shards: every process's are gathered and merged (a
+        collective), so the checkpoint holds every shard and restores in any process count.
+        Another iterator (identical on every process) is saved as process 0 has it."""
+        local = data_lib.iterator_state_to_bytes(self.iterator)
+        if not isinstance(self.iterator, ShardedBatchIterator):
+            return local.decode()
+        states = [json.loads(state) for state in gather_process_bytes(local)]
+        return json.dumps(merge_shard_states(states), sort_keys=True)
+
     def _step_values(self, values: dict[str, float], evaluated: dict[str, float]) -> dict:
         out = dict(values, **evaluated)
         if self.step_key and out:
@@ -595,7 +622,7 @@ class StageRun:
             self.checkpointer.save(
                 self.update,
                 self.state,
-                {"iterator": data_lib.iterator_state_to_bytes(self.iterator).decode()},
+                {"iterator": self._iterator_state()},
                 force=self.step == train.steps,
             )
 

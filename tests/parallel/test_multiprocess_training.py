@@ -24,9 +24,11 @@ def _run_job(tiny_corpus, workdir, num_processes):
         sys.executable,
         "-m",
         "reasonrl.main",
-        f"--config={REPO_ROOT / 'tests/train/tiny_job.py'}:{corpus},{tokenizer}",
+        f"--config={REPO_ROOT / 'tests/train/tiny_job.py'}:{corpus},{tokenizer},eval",
         f"--workdir={workdir}",
         f"--config.stages.pretrain.train.steps={STEPS}",
+        # One logical data shard per row (0): the layout that splits over any process count.
+        "--config.stages.pretrain.train.data_shards=0",
     ]
     port = free_port()
     env = lambda i: (
@@ -44,9 +46,9 @@ def _run_job(tiny_corpus, workdir, num_processes):
     return results
 
 
-def _losses(workdir):
+def _losses(workdir, key="train/loss"):
     records = [json.loads(line) for line in (workdir / "pretrain/metrics.jsonl").open()]
-    return {r["step"]: r["train/loss"] for r in records if "train/loss" in r}
+    return {r["step"]: r[key] for r in records if key in r}
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +80,14 @@ def test_two_processes_run_one_job(two_processes):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="each process shards the records and packs its own rows (reasonrl/data/pipeline.py "
-    "default_shard), so the global batch depends on the process count (issue 15)",
-)
 def test_two_processes_match_one_process(two_processes, one_process):
     from reasonrl import models
 
     (two, _), one = two_processes, one_process
-    a, b = _losses(two), _losses(one)
-    assert sorted(a) == sorted(b)
-    np.testing.assert_allclose([a[s] for s in sorted(a)], [b[s] for s in sorted(b)], rtol=1e-5)
+    for key in ("train/loss", "eval/loss"):  # eval_data is read in logical shards as well
+        a, b = _losses(two, key), _losses(one, key)
+        assert sorted(a) == sorted(b) and a, key
+        np.testing.assert_allclose([a[s] for s in sorted(a)], [b[s] for s in sorted(b)], rtol=1e-5)
     params_two = models.load_hf_checkpoint(two / "pretrain" / "export")[1]
     params_one = models.load_hf_checkpoint(one / "pretrain" / "export")[1]
     for x, y in zip(jax.tree.leaves(params_two), jax.tree.leaves(params_one)):
@@ -117,17 +115,18 @@ def test_two_process_checkpoint_restores_in_one_process(tiny_corpus, two_process
     assert sorted(losses) == list(range(STEPS))
     before = _losses(finished)
     assert [losses[s] for s in range(3)] == [before[s] for s in range(3)]  # kept, not rerun
+    # The resumed steps read the data the 2 processes would have read (every logical data
+    # shard's state is in the checkpoint): the same losses, up to 1- vs 2-process float sums.
+    np.testing.assert_allclose(
+        [losses[s] for s in range(3, STEPS)], [before[s] for s in range(3, STEPS)], rtol=1e-5
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the data iterator state is saved by process 0 only (ocp.args.JsonSave in "
-    "reasonrl/train/checkpointing.py), so process 1 resumes from process 0's position",
-)
 def test_two_process_resume_continues_bit_for_bit(tiny_corpus, two_processes, tmp_path):
     finished, _ = two_processes
     workdir = _interrupted_copy(finished, tmp_path / "resumed")
     results = _run_job(tiny_corpus, workdir, 2)
     assert "resumed from checkpoint step 3" in results[0].stdout
     assert _losses(workdir) == _losses(finished)
+    assert _losses(workdir, "eval/loss") == _losses(finished, "eval/loss")

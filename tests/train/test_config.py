@@ -58,6 +58,15 @@ def test_valid_job_passes(job):
             r"grad_accum=3",
         ),
         (
+            lambda c: c.stages.pretrain.train.__setattr__("data_shards", 3),
+            r"stages\.pretrain\.train\.data_shards: 3 logical data shards must divide "
+            r"train\.batch_size=8",
+        ),
+        (
+            lambda c: c.stages.pretrain.train.__setattr__("data_shards", -1),
+            r"stages\.pretrain\.train\.data_shards: -1 logical data shards",
+        ),
+        (
             lambda c: c.stages.pretrain.mesh.update(data=3),
             r"stages\.pretrain\.mesh: .*do not divide the 8 available devices",
         ),

@@ -121,6 +121,25 @@ def test_empty_data_file(job, tokenizer, tmp_path):
         check_job_inputs(job, tokenizer)
 
 
+def test_fewer_records_than_logical_data_shards(job, tokenizer, tmp_path):
+    """One logical data shard per row (data_shards=0) needs a record for each of the 8 rows."""
+    job.stages.sft.train.data_shards = 0
+    few = tmp_path / "few.jsonl"
+    record = {"question": "1+1=", "answer": "2"}
+    few.write_text(json.dumps(record) + "\n" + json.dumps(record) + "\n")
+    job.stages.sft.eval_data = dict(job.stages.sft.data.to_dict(), source=dict(type="jsonl"))
+    job.stages.sft.eval_data.source.path = str(few)
+    with pytest.raises(
+        JobConfigError,
+        match=r"^stages\.sft\.train\.data_shards: 8 logical data shards but "
+        r"stages\.sft\.eval_data\.source holds only 2 records; set "
+        r"stages\.sft\.train\.data_shards to at most 2",
+    ):
+        check(job, tokenizer)
+    job.stages.sft.train.data_shards = 2
+    check(job, tokenizer)
+
+
 def test_malformed_line_of_a_later_stage(job, tokenizer, tmp_path):
     broken = tmp_path / "broken.jsonl"
     broken.write_text(
