@@ -162,7 +162,8 @@ def settings_from_flags():
     )
     _check_measure_dependencies(measure)
     runtime = problem_runs.RuntimeSettings(
-        mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor)
+        mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor),
+        decode_slots=FLAGS.decode_slots,
     )
     return settings, measure, runtime
 

@@ -10,6 +10,11 @@ The binaries run under ``reasonrl.cli``: a bad flag value, a missing checkpoint 
 locked or mismatched output directory, a corrupt ``samples.jsonl`` line or a full disk is
 reported in one line ``error: ...`` with exit status 2, before anything is written where the
 flags are at fault.
+
+Several processes (hosts) run one eval when the environment describes the job
+(``JAX_COORDINATOR_ADDRESS`` + ``JAX_NUM_PROCESSES`` + ``JAX_PROCESS_ID``, Slurm...: see
+:mod:`reasonrl.parallel.distributed`); :mod:`evals.common.runner` says how they share it.
+Process 0 prints the summary.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from evals.common import protocols, runner
 from reasonrl import data as data_lib
 from reasonrl import rewards
 from reasonrl.data import prompt_templates
+from reasonrl.parallel.distributed import initialize_distributed, is_main_process
 from reasonrl.sampling import TRUNCATE_PROMPT_CHOICES, problem_runs
 
 FLAGS = flags.FLAGS
@@ -88,6 +94,12 @@ def define_flags(kind: str = "math", *, default_protocol: str | None = None) -> 
     )
     flags.DEFINE_integer("limit", None, "Evaluate only the first N problems (default: all).")
     flags.DEFINE_integer("batch_size", 8, "Prompts per generate call (each with num_samples).")
+    flags.DEFINE_integer(
+        "decode_slots",
+        0,
+        "Rows the decode engine samples at once (0: its default, 16 on CPU, 256 on GPU/TPU); "
+        "the samples do not depend on it.",
+    )
     flags.DEFINE_integer("seed", 0, "PRNG seed of the sampler.")
     flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Parameter dtype on load.")
     flags.DEFINE_integer("mesh_data", 1, "Mesh 'data' axis size (-1 = fill the devices).")
@@ -136,6 +148,7 @@ def settings_from_flags(
         mesh_shape=(FLAGS.mesh_data, FLAGS.mesh_fsdp, FLAGS.mesh_tensor),
         grader_workers=FLAGS.grader_workers,
         grader_timeout_s=FLAGS.grader_timeout_s,
+        decode_slots=FLAGS.decode_slots,
     )
     return generation, runtime
 
@@ -144,6 +157,9 @@ def main_for(benchmark: str, argv: list[str]) -> None:
     """Runs the eval of ``benchmark`` with the parsed flags and prints the summary."""
     if len(argv) > 1:
         raise problem_runs.SettingsError(f"unexpected arguments: {argv[1:]}")
+    initialize_distributed()  # one of several processes (hosts)? before jax uses a device
     generation, runtime = settings_from_flags(benchmark)
     logging.info("generation settings: %s", generation)
-    print(json.dumps(runner.run_eval(generation, runtime, FLAGS.output_dir), indent=2))
+    summary = runner.run_eval(generation, runtime, FLAGS.output_dir)
+    if is_main_process():  # one job, one summary on stdout
+        print(json.dumps(summary, indent=2))

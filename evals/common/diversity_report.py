@@ -25,18 +25,14 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from clu import metric_writers
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the headless backend)
-import numpy as np  # noqa: E402
-from clu import metric_writers  # noqa: E402
-
-from evals.common.report import TENSORBOARD_DIR, _samples_by_problem, plot_to  # noqa: E402
-from reasonrl import diversity  # noqa: E402
-from reasonrl.sampling.completions import PROMPT_TOO_LONG  # noqa: E402
-from reasonrl.sampling.keys import stable_hash  # noqa: E402
-from reasonrl.workdir import atomic_write_text  # noqa: E402
+from evals.common.report import TENSORBOARD_DIR, _samples_by_problem, plot_to
+from reasonrl import diversity
+from reasonrl.sampling.completions import PROMPT_TOO_LONG
+from reasonrl.sampling.keys import stable_hash
+from reasonrl.workdir import atomic_write_text, new_figure
 
 SUMMARY_FILE = "summary.json"
 PER_PROMPT_FILE = "per_prompt.jsonl"
@@ -180,7 +176,8 @@ def summary_scalars(summary: dict) -> dict[str, float]:
 
 def plot(summary: dict, rows: list[dict], path: Path) -> None:
     """diversity.png: the similarity histogram, and distinct_k by category (or over prompts)."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure = new_figure(figsize=(11, 4))
+    left, right = figure.subplots(1, 2)
     histogram = summary["hivemind_histogram"]
     edges = histogram["edges"]
     left.bar(edges[:-1], [100 * f for f in histogram["fractions"]], width=0.1, align="edge")

@@ -154,7 +154,9 @@ def sample_into(settings, runtime, prompts, output_dir: Path, other: dict) -> li
         wanted = {(problem.id, sample) for problem in problems for sample in range(n)}
         with tqdm(total=len(wanted), initial=len(done & wanted), unit="sample") as progress:
             for batch in pending:
-                completions = problem_runs.complete_problems(*model, batch, settings)
+                completions = problem_runs.complete_problems(
+                    *model, batch, settings, decode_slots=runtime.decode_slots
+                )
                 long_prompts.observe(batch, completions)
                 scores = _score(scorer, batch, completions)
                 records = _batch_records(batch, completions, scores, done, settings)

@@ -31,16 +31,12 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+from clu import metric_writers
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the headless backend)
-from clu import metric_writers  # noqa: E402
-
-from evals.common import metrics  # noqa: E402
-from reasonrl.rewards import Problem, normalize_answer  # noqa: E402
-from reasonrl.sampling.completions import PROMPT_TOO_LONG  # noqa: E402
-from reasonrl.workdir import atomic_save_figure, atomic_write_text  # noqa: E402
+from evals.common import metrics
+from reasonrl.rewards import Problem, normalize_answer
+from reasonrl.sampling.completions import PROMPT_TOO_LONG
+from reasonrl.workdir import atomic_save_figure, atomic_write_text, new_figure
 
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "accuracy.png"
@@ -159,9 +155,8 @@ def plot(summary: dict, path: Path) -> None:
     """PNG: the pass@k and maj@k curves; with levels (MATH-500), accuracy by level beside it.
     Saved to a temporary file beside ``path``, then renamed over it."""
     levels = summary.get("by_level")
-    figure, axes = plt.subplots(
-        1, 2 if levels else 1, figsize=(11 if levels else 6, 4), squeeze=False
-    )
+    figure = new_figure(figsize=(11 if levels else 6, 4))
+    axes = figure.subplots(1, 2 if levels else 1, squeeze=False)
     curve = axes[0][0]
     for name in ("pass@k", "maj@k"):
         ks = [int(k) for k in summary[name]]
@@ -186,7 +181,7 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def plot_to(figure, path: Path) -> None:
-    """Saves ``figure`` as a PNG atomically over ``path`` and closes it."""
+    """Saves ``figure`` as a PNG atomically over ``path``."""
     atomic_save_figure(figure, path)
 
 

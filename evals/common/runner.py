@@ -28,10 +28,21 @@ naming the holder. ``run_config.json`` records the checkpoint's weights by diges
 (``checkpoint_sha256``, :func:`reasonrl.sampling.problem_runs.checkpoint_digest`), so other
 weights at the same path are refused on resume; a run_config.json written before the digest
 was recorded resumes with a warning.
+
+Several processes (hosts, ``reasonrl.parallel.initialize_distributed``) run one eval: each
+loads the model onto the global mesh and takes part in every batch's sampling (one program over
+all devices), then grades its share of the batch's rows
+(:func:`reasonrl.sampling.problem_runs.shared_grader`). Process 0 alone touches
+``--output_dir``: it holds the lock, checks or writes ``run_config.json``, reads what is done,
+appends each batch's records and writes the summary; what it read (and any error it raised)
+reaches the other processes (``reasonrl.parallel.distributed.on_main_process``), so every
+process generates the same batches and no process waits for one that failed. The output is the
+one a single process writes: one ``samples.jsonl``, each (id, sample) once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -40,6 +51,7 @@ from tqdm import tqdm
 
 from evals.common import report, store
 from reasonrl import rewards
+from reasonrl.parallel.distributed import is_main_process, on_main_process
 from reasonrl.sampling import problem_runs
 from reasonrl.sampling.completions import Completions, grade_completions
 from reasonrl.sampling.problem_runs import RuntimeSettings
@@ -123,20 +135,35 @@ def run_eval(generation: GenerationSettings, runtime: RuntimeSettings, output_di
     output_dir = Path(output_dir)
     problems = select_problems(generation.benchmark, generation.limit)
     problem_runs.check_context(generation.checkpoint, generation.max_new_tokens)
-    with DirectoryLock(output_dir, purpose="the eval"):
-        stored = {
-            **dataclasses.asdict(generation),
-            "checkpoint_sha256": problem_runs.checkpoint_digest(generation.checkpoint),
-        }
-        store.check_or_write_run_config(
-            output_dir, stored, {"output_dir": str(output_dir), **dataclasses.asdict(runtime)}
-        )
-        samples_path = output_dir / store.SAMPLES_FILE
-        _sample_missing(generation, runtime, problems, samples_path)
-        summary = report.summarize(
-            generation.benchmark, problems, store.read_samples(samples_path), generation.num_samples
-        )
-        report.write_reports(output_dir, summary)
+    samples_path = output_dir / store.SAMPLES_FILE
+    with contextlib.ExitStack() as stack:
+
+        def start() -> set[tuple[str, int]]:
+            """Process 0: the lock, run_config.json, the (id, sample) pairs already done."""
+            stack.enter_context(DirectoryLock(output_dir, purpose="the eval"))
+            stored = {
+                **dataclasses.asdict(generation),
+                "checkpoint_sha256": problem_runs.checkpoint_digest(generation.checkpoint),
+            }
+            store.check_or_write_run_config(
+                output_dir, stored, {"output_dir": str(output_dir), **dataclasses.asdict(runtime)}
+            )
+            return store.open_samples(samples_path)
+
+        def finish() -> dict:
+            """Process 0: the summary of samples.jsonl, written with the reports."""
+            summary = report.summarize(
+                generation.benchmark,
+                problems,
+                store.read_samples(samples_path),
+                generation.num_samples,
+            )
+            report.write_reports(output_dir, summary)
+            return summary
+
+        done = on_main_process(start)
+        _sample_missing(generation, runtime, problems, samples_path, done)
+        summary = on_main_process(finish)
     logging.info(
         "%s pass@1 %.4f; outputs in %s", generation.benchmark, summary["pass@1"], output_dir
     )
@@ -148,9 +175,10 @@ def _sample_missing(
     runtime: RuntimeSettings,
     problems: list[rewards.Problem],
     samples_path: Path,
+    done: set[tuple[str, int]],
 ) -> None:
-    """Generates, grades and appends the (id, sample) records ``samples_path`` lacks."""
-    done = store.open_samples(samples_path)
+    """Generates, grades and appends the (id, sample) records ``samples_path`` lacks (``done``:
+    the pairs it holds). Every process runs it; process 0 alone appends."""
     n = generation.num_samples
     pending = [
         batch
@@ -171,15 +199,21 @@ def _sample_missing(
     model = problem_runs.load_model(
         generation.checkpoint, generation.tokenizer, runtime=runtime, dtype=generation.dtype
     )
-    grader = runtime.grader()
+    grader = problem_runs.shared_grader(runtime.grader())
     long_prompts = problem_runs.LongPromptWarning(LONG_PROMPT_REMEDY)
     with tqdm(
-        total=len(wanted), initial=len(done & wanted), unit="sample", desc=generation.benchmark
+        total=len(wanted),
+        initial=len(done & wanted),
+        unit="sample",
+        desc=generation.benchmark,
+        disable=not is_main_process(),
     ) as progress:
         for batch in pending:
-            completions = problem_runs.complete_problems(*model, batch, generation)
+            completions = problem_runs.complete_problems(
+                *model, batch, generation, decode_slots=runtime.decode_slots
+            )
             long_prompts.observe(batch, completions)
             grades = grade_completions(completions, [problem.answer for problem in batch], grader)
             records = _batch_records(batch, completions, grades, done, generation)
-            store.append_samples(samples_path, records)
+            on_main_process(lambda: store.append_samples(samples_path, records))  # noqa: B023
             progress.update(len(records))

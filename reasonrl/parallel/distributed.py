@@ -20,18 +20,48 @@ Anything else (a laptop, one GPU, one TPU VM), or a description of one process, 
 untouched: `initialize_distributed` returns False without starting anything. A description
 that is incomplete or inconsistent (`JAX_NUM_PROCESSES` without `JAX_PROCESS_ID`, an id out of
 range, an unknown `REASONRL_CLUSTER`) raises `ValueError` naming the variable before jax starts.
+
+Moving data in a multi-process job (every helper is the plain single-process operation when
+there is one process, and every process must call it, in the same order, with the same shapes):
+
+* `put_global(host_tree, sharding)`: host arrays that every process holds in full -> global
+  arrays (each process places only its own devices' slices).
+* `fetch_global(tree)`: (global) arrays -> their full value as numpy on every process.
+* `process_share(n)`: this process's contiguous slice of n rows (for work split by row).
+* `allgather_objects(obj)`: every process's picklable `obj`, in process order, on every process;
+  `broadcast_from_main(obj)`: process 0's `obj` on every process.
+* `on_main_process(fn)`: `fn()` on process 0 alone (e.g. writing a file); its result, or the
+  exception it raised, reaches every process, so that no process waits for a failed one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+import pickle
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import jax
+import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
-__all__ = ["CLUSTER_METHODS", "ClusterSpec", "describe_cluster", "initialize_distributed"]
+__all__ = [
+    "CLUSTER_METHODS",
+    "ClusterSpec",
+    "allgather_objects",
+    "broadcast_from_main",
+    "describe_cluster",
+    "fetch_global",
+    "initialize_distributed",
+    "is_main_process",
+    "on_main_process",
+    "process_share",
+    "put_global",
+]
+
+T = TypeVar("T")
 
 ENV_CLUSTER = "REASONRL_CLUSTER"
 ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
@@ -212,3 +242,131 @@ def initialize_distributed(
         jax.device_count(),
     )
     return True
+
+
+def is_main_process() -> bool:
+    """Whether this is process 0 (the one that writes a job's files)."""
+    return jax.process_index() == 0
+
+
+def put_global(host_tree: Any, sharding: Any) -> Any:
+    """Host arrays -> jax arrays in `sharding`, also when it spans several processes.
+
+    Args:
+      host_tree: a pytree of arrays (numpy or anything `np.asarray` takes), the FULL global
+        value, the same on every process (a process that holds only its own rows wants
+        `jax.make_array_from_process_local_data` instead).
+      sharding: one `jax.sharding.Sharding` for every leaf, or a pytree of them matching
+        `host_tree` (as `jax.device_put` takes).
+
+    Returns:
+      The tree of jax arrays, each of its leaf's global shape. With one process (or a sharding
+      within this process's devices) this is `jax.device_put`; otherwise every process places
+      the slices of its own devices, cut from its full copy.
+    """
+    if isinstance(sharding, jax.sharding.Sharding):
+        return jax.tree.map(lambda leaf: _put_one(leaf, sharding), host_tree)
+    return jax.tree.map(_put_one, host_tree, sharding)
+
+
+def _put_one(leaf, sharding: jax.sharding.Sharding) -> jax.Array:
+    if jax.process_count() == 1 or sharding.is_fully_addressable:
+        return jax.device_put(leaf, sharding)
+    value = np.asarray(leaf)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+
+def fetch_global(tree: Any) -> Any:
+    """The full value of every leaf of `tree` as numpy, on every process.
+
+    A jax array spread over several processes' devices is gathered to all of them
+    (`multihost_utils.process_allgather`, a collective: every process must call this with the
+    same tree); any other leaf (fully addressable or replicated arrays, numpy, Python scalars)
+    is `jax.device_get` as with one process.
+    """
+
+    def fetch(leaf):
+        if (
+            isinstance(leaf, jax.Array)
+            and not leaf.is_fully_addressable
+            and not leaf.is_fully_replicated
+        ):
+            return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+        return jax.device_get(leaf)
+
+    return jax.tree.map(fetch, tree)
+
+
+def process_share(n: int, *, index: int | None = None, count: int | None = None) -> slice:
+    """This process's contiguous share of `n` rows: process i of P takes rows
+    [i * ceil(n / P), (i + 1) * ceil(n / P)), clipped to n (the last shares may be short or
+    empty). `index` / `count` default to `jax.process_index()` / `jax.process_count()`."""
+    index = jax.process_index() if index is None else index
+    count = jax.process_count() if count is None else count
+    if not 0 <= index < count or n < 0:
+        raise ValueError(f"process {index} of {count} has no share of {n} rows")
+    size = -(-n // count)
+    return slice(min(index * size, n), min((index + 1) * size, n))
+
+
+def allgather_objects(obj: Any) -> list:
+    """Every process's `obj` (picklable), in process order, on every process; `[obj]` with one
+    process. A collective: every process must call it, in the same order.
+
+    The objects travel pickled between the processes of one job (which run the same code and
+    trust each other), as uint8 arrays padded to a power of two so that few shapes compile.
+    """
+    if jax.process_count() == 1:
+        return [obj]
+    data = np.frombuffer(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), np.uint8)
+    sizes = multihost_utils.process_allgather(np.array([data.size], np.int64))  # [P, 1]
+    width = 1 << max(int(sizes.max()) - 1, 0).bit_length()
+    padded = np.zeros((width,), np.uint8)
+    padded[: data.size] = data
+    gathered = multihost_utils.process_allgather(padded)  # [P, width]
+    return [
+        pickle.loads(gathered[i, : int(size)].tobytes())  # noqa: S301 - this job's own processes
+        for i, size in enumerate(sizes[:, 0])
+    ]
+
+
+def broadcast_from_main(obj: Any) -> Any:
+    """Process 0's `obj` (picklable) on every process (a collective; `obj` elsewhere is
+    ignored)."""
+    if jax.process_count() == 1:
+        return obj
+    return allgather_objects(obj if is_main_process() else None)[0]
+
+
+class MainProcessError(RuntimeError):
+    """What another process raises when process 0 failed with an exception that could not be
+    sent (the message names it)."""
+
+
+def on_main_process(fn: Callable[[], T]) -> T:
+    """`fn()` on process 0 only; its (picklable) result on every process.
+
+    If `fn` raises, process 0 re-raises its exception and every other process raises it too
+    (a copy, or `MainProcessError` naming it when it cannot be pickled), so that no process
+    is left waiting in a collective for one that failed. With one process: `fn()`.
+    """
+    if jax.process_count() == 1:
+        return fn()
+    outcome: tuple[str, Any] = ("ok", None)
+    error = None
+    if is_main_process():
+        try:
+            outcome = ("ok", fn())
+        except Exception as caught:  # noqa: BLE001 - sent to the other processes, re-raised
+            error = caught
+            try:
+                pickle.loads(pickle.dumps(caught))  # noqa: S301 - our own bytes
+                outcome = ("error", caught)
+            except Exception:  # noqa: BLE001 - an exception that does not pickle
+                outcome = ("error", MainProcessError(f"process 0 failed: {caught!r}"))
+    status, value = broadcast_from_main(outcome)
+    if error is not None:
+        raise error
+    if status == "error":
+        raise value
+    return value

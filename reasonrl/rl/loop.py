@@ -50,6 +50,7 @@ from reasonrl.diversity.groups import group_diversity
 from reasonrl.diversity.hivemind import mean_pairwise_similarity
 from reasonrl.models import EncoderNotFoundError, SentenceEncoder, default_encoder_directory
 from reasonrl.parallel import batch_sharding, make_mesh
+from reasonrl.parallel.distributed import put_global
 from reasonrl.rewards import REWARDS, extract_answer, normalize_answer
 from reasonrl.rewards.shaping import LENGTH_PENALTIES
 from reasonrl.rl.advantages import ADVANTAGE_ESTIMATORS, get_advantage_estimator
@@ -63,7 +64,6 @@ from reasonrl.train.engine import (
     StageRun,
     StageSetup,
     build_stage,
-    global_batch,
     make_token_scorer,
 )
 from reasonrl.train.loops import StageLoop, loop_options, register_loop
@@ -88,6 +88,9 @@ def rl_options() -> ml_collections.ConfigDict:
             temperature=1.0,
             top_p=1.0,
             top_k=0,
+            # rows the decode engine samples at once (reasonrl.sampling.generate); 0: its
+            # default (16 on CPU, 256 on GPU/TPU). Changes speed and memory, not the samples.
+            decode_slots=0,
             reward="math_correctness",  # reasonrl.rewards.REWARDS
             wrong_reward=0.0,  # correctness reward of a wrong answer (DAPO: -1.0)
             format_weight=0.0,  # > 0 adds w * the `format` reward
@@ -138,6 +141,12 @@ def validate_rl_stage(stage, prefix: str, config_file: str | None) -> int:
             fail(f"{where}.{key}", f"must be >= 1, got {rl[key]}", config_file)
     if rl.eval_size < 0 or rl.overlong_cache_length < 0:
         fail(where, "eval_size and overlong_cache_length must be >= 0", config_file)
+    if rl.decode_slots < 0:
+        fail(
+            f"{where}.decode_slots",
+            f"must be >= 0 (0: the engine's default), got {rl.decode_slots}",
+            config_file,
+        )
     if rl.overlong_cache_length >= rl.max_new_tokens:
         fail(
             f"{where}.overlong_cache_length",
@@ -331,12 +340,13 @@ def run_rl_stage(
     """Runs (or resumes) an RL stage in `workdir`; arguments as the supervised loop's.
 
     `train.steps` and `max_steps` count rollout steps; each makes mu optimizer updates.
+
+    On several processes (hosts) each reads the same prompts, and together they run one job:
+    the sampler is one program over the global mesh (each host's devices sample their rows),
+    each process grades its share of the rows (`rollout.grade_rows`) and the grades are
+    gathered, so every process holds the same rollout, advantages and train batch (put on the
+    mesh whole with `put_global`) and the update is the one a single process would make.
     """
-    if jax.process_count() > 1:
-        raise RuntimeError(
-            "the RL loop samples on one host (any number of its devices); "
-            "multi-host rollouts are not supported yet"
-        )
     train, rl = stage.train, loop_options(stage, RL_LOOP)
     updates = rl.num_minibatches * rl.update_epochs
     mesh = make_mesh(stage.mesh.to_dict())
@@ -416,7 +426,7 @@ def run_rl_stage(
             )
 
             update_start = time.perf_counter()
-            batch = setup.complete_batch(global_batch(batch, rows_sharding))
+            batch = setup.complete_batch(put_global(batch, rows_sharding))
             if updates > 1:
                 batch["old_logprobs"] = scorer(
                     run.state.params, {k: batch[k] for k in SCORED_FIELDS}

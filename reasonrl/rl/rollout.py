@@ -24,6 +24,12 @@ after scoring also:
 
 Sampling and decoding go through `reasonrl.sampling.complete`, the path the evals and distillation
 use. Model output is only ever parsed by the grader (reasonrl.rewards), never executed.
+
+On several processes (hosts) every process holds the same rollout: sampling is one program over
+the global mesh (each host's devices sample their rows; the samples come back to every host),
+and `score_rollout` grades only this process's contiguous share of the rows
+(`reasonrl.parallel.distributed.process_share`), then gathers every share's grades, so the
+rewards, advantages and train batch are the same on every process and equal to one process's.
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ from collections.abc import Sequence
 
 import jax
 import numpy as np
+from absl import logging
 
 from reasonrl.models.config import ModelConfig
+from reasonrl.parallel.distributed import allgather_objects, process_share
 from reasonrl.rewards import compute_rewards
 from reasonrl.rewards.shaping import shape_rewards
 from reasonrl.sampling.completions import complete, prompt_budget
@@ -60,6 +68,7 @@ class RolloutSettings:
     length_penalty: str = ""
     length_penalty_weight: float = 1.0
     overlong_cache_length: int = 0
+    decode_slots: int = 0  # 0: the decode engine's default
 
     @classmethod
     def from_config(
@@ -80,6 +89,7 @@ class RolloutSettings:
             length_penalty=rl.length_penalty,
             length_penalty_weight=float(rl.length_penalty_weight),
             overlong_cache_length=rl.overlong_cache_length,
+            decode_slots=rl.decode_slots,
         )
 
 
@@ -131,6 +141,7 @@ def sample_rollout(
         stop_tokens=settings.stop_tokens,
         pad_id=settings.pad_id,
         max_prompt_len=settings.max_prompt_len,
+        decode_slots=settings.decode_slots or None,
     )
     return {
         "prompt_tokens": np.repeat(
@@ -150,14 +161,15 @@ def sample_rollout(
 def score_rollout(
     rollout: Rollout, settings: RolloutSettings, *, group_size: int | None = None
 ) -> Rollout:
-    """Grades every completion and adds `correct`, `rewards` and the `reward_<term>` fields."""
+    """Grades every completion and adds `correct`, `rewards` and the `reward_<term>` fields.
+
+    With several processes each grades its share of the rows (`grade_rows`); every process
+    gets every row's grade, so all return the same rollout.
+    """
     texts, golds = list(rollout["completion_text"]), list(rollout["answer"])
-    correct = np.asarray(compute_rewards(settings.reward, texts, golds), np.float32) > 0
-    format_scores = (
-        np.asarray(compute_rewards("format", texts, golds), np.float32)
-        if settings.format_weight
-        else None
-    )
+    grades = grade_rows(settings, texts, golds)  # float32 [N, 2]: reward, format score
+    correct = grades[:, 0] > 0
+    format_scores = grades[:, 1] if settings.format_weight else None
     overlong = (
         {"max_length": settings.max_new_tokens, "cache_length": settings.overlong_cache_length}
         if settings.overlong_cache_length
@@ -176,6 +188,40 @@ def score_rollout(
     out = dict(rollout, correct=correct.astype(np.float32), rewards=shaped.total)
     out.update({f"reward_{name}": value for name, value in shaped.components.items()})
     return out
+
+
+def grade_rows(settings: RolloutSettings, texts: Sequence[str], golds: Sequence[str]) -> np.ndarray:
+    """float32 [N, 2]: the `settings.reward` score and (with a format weight, else 0) the
+    `format` score of each of the N rows, on every process.
+
+    This process calls the grader on its share of the rows only (`process_share`: process i of
+    P grades rows [i * ceil(N / P), (i + 1) * ceil(N / P))) and logs how many rows that was
+    (INFO, "grader: process i of P graded rows a:b (k of N)"); the shares are gathered from all
+    processes in row order. A collective when there are several processes: every process must
+    call it with the same N.
+    """
+    share = process_share(len(texts))
+    local = np.zeros((share.stop - share.start, 2), np.float32)
+    if share.stop > share.start:
+        texts_here, golds_here = list(texts[share]), list(golds[share])
+        local[:, 0] = compute_rewards(settings.reward, texts_here, golds_here)
+        if settings.format_weight:
+            local[:, 1] = compute_rewards("format", texts_here, golds_here)
+    logging.info(
+        "grader: process %d of %d graded rows %d:%d (%d of %d)",
+        jax.process_index(),
+        jax.process_count(),
+        share.start,
+        share.stop,
+        share.stop - share.start,
+        len(texts),
+    )
+    grades = np.concatenate(allgather_objects(local)) if jax.process_count() > 1 else local
+    if grades.shape != (len(texts), 2):
+        raise RuntimeError(
+            f"the processes' grades cover {grades.shape[0]} rows, not the rollout's {len(texts)}"
+        )
+    return grades
 
 
 def train_batch(

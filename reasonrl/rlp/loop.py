@@ -51,6 +51,7 @@ from reasonrl.objectives.rlp import (
     sample_positions,
 )
 from reasonrl.parallel import batch_sharding, batch_split_count, make_mesh
+from reasonrl.parallel.distributed import fetch_global, put_global
 from reasonrl.rlp.thoughts import (
     ThoughtMarkers,
     ThoughtRows,
@@ -70,7 +71,6 @@ from reasonrl.train.engine import (
     StageRun,
     StageSetup,
     build_stage,
-    global_batch,
     make_token_scorer,
 )
 from reasonrl.train.loops import StageLoop, register_loop
@@ -134,8 +134,8 @@ class Thinker:
         batch = {
             k: np.pad(np.asarray(fields[k]), [(0, padded - rows), (0, 0)]) for k in SCORED_FIELDS
         }
-        batch = global_batch(batch, self.rows_sharding)
-        return np.asarray(jax.device_get(self.scorer(params, batch)))[:rows]
+        batch = put_global(batch, self.rows_sharding)
+        return np.asarray(fetch_global(self.scorer(params, batch)))[:rows]
 
     def __call__(
         self, params, baseline_params, documents: dict, key, *, group_size: int, temperature
@@ -194,7 +194,8 @@ class Thinker:
         prefill_rows, prefill_len = prompts.shape
         flops = (
             forward_flops(config, prefill_rows, prefill_len)  # the shared prefill
-            + forward_flops(config, num_rows, generated.decode_steps)  # decode (KV cache)
+            # decode (KV cache): the model steps the sampler ran, each over its decode rows
+            + forward_flops(config, generated.decode_rows, generated.decode_steps - 1)
             + forward_flops(config, num_rows, row_len)  # S_pred
             + forward_flops(config, *tokens.shape)  # S_ema
         )
@@ -297,12 +298,12 @@ def run_rlp_stage(
     max_steps: int | None = None,
 ) -> StageResult:
     """Runs (or resumes) an RLP stage in `workdir`; arguments as the supervised loop's.
-    `train.steps` counts loop steps; each makes num_minibatches × update_epochs updates."""
-    if jax.process_count() > 1:
-        raise RuntimeError(
-            "the RLP loop samples on one host (any number of its devices); "
-            "multi-host thoughts are not supported yet"
-        )
+    `train.steps` counts loop steps; each makes num_minibatches × update_epochs updates.
+
+    On several processes (hosts) every process reads the same documents and holds the same
+    thoughts, rewards and train batch: sampling and scoring are programs over the global mesh
+    (each host's devices compute their rows; inputs go up whole with `put_global`, results
+    come back to every process with `fetch_global`), so the update is one process's."""
     train = stage.train
     options = RlpOptions.from_config(objective_config(stage))
     updates = options.num_minibatches * options.update_epochs
@@ -365,7 +366,7 @@ def run_rlp_stage(
                 advantages=np.asarray(rlp_advantages(thoughts.rewards, options.group_size)),
             )
             update_start = time.perf_counter()
-            batch = setup.complete_batch(global_batch(batch, rows_sharding))
+            batch = setup.complete_batch(put_global(batch, rows_sharding))
             step_flops = thoughts.flops + update_flops
             if old_scorer is not None:
                 batch["old_logprobs"] = old_scorer(

@@ -15,6 +15,8 @@ the tools that label problems by sampling them).
   ``GenerationSettings`` and distillation's ``DistillSettings`` both are.
 * :class:`RuntimeSettings`: the mesh and the grader pool, which never change a sample.
 * :class:`LongPromptWarning`: one warning for a run, at the first prompt that does not fit.
+* :func:`shared_grader`: on several processes (hosts) that hold the same completions, each
+  grades its share of the rows and every process gets all the grades.
 
 Checked before a run writes anything (so that a corrected rerun is not refused as a different
 run), each failure a :class:`SettingsError` naming the flag: :func:`check_sampling` and
@@ -33,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
@@ -41,6 +44,7 @@ from reasonrl import data as data_lib
 from reasonrl import models, parallel, rewards
 from reasonrl.data import prompt_templates
 from reasonrl.errors import ReasonRLError
+from reasonrl.parallel.distributed import allgather_objects, process_share
 from reasonrl.rewards import Problem
 from reasonrl.sampling.completions import (
     PROMPT_TOO_LONG,
@@ -189,17 +193,54 @@ class RuntimeSettings:
         mesh_shape: (data, fsdp, tensor) axis sizes of the model's mesh (-1 = fill the devices).
         grader_workers: grader processes (None: the grader's default).
         grader_timeout_s: hard time limit of one answer-equivalence check.
+        decode_slots: rows the decode engine samples at once (``sampling.generate``; 0: its
+            default).
     """
 
     mesh_shape: tuple[int, int, int] = (1, -1, 1)
     grader_workers: int | None = None
     grader_timeout_s: float = rewards.DEFAULT_TIMEOUT_S
+    decode_slots: int = 0
 
     def grader(self) -> Grader:
         """``rewards.grade_batch`` with these workers and timeout."""
         return functools.partial(
             rewards.grade_batch, num_workers=self.grader_workers, timeout_s=self.grader_timeout_s
         )
+
+
+def shared_grader(grader: Grader) -> Grader:
+    """``grader`` with its rows split over the processes of a multi-process job.
+
+    Every process calls the returned grader with the same (texts, golds) (a collective); each
+    grades its contiguous share of the rows (``reasonrl.parallel.distributed.process_share``)
+    and gets every row's grade, in order. With one process it is ``grader`` itself.
+    """
+    if jax.process_count() == 1:
+        return grader
+
+    def grade(texts: Sequence[str], golds: Sequence[str]) -> list[rewards.GradeResult]:
+        if len(texts) != len(golds):
+            raise ValueError(f"{len(texts)} completions but {len(golds)} gold answers")
+        share = process_share(len(texts))
+        local = grader(texts[share], golds[share]) if share.stop > share.start else []
+        logging.info(
+            "grader: process %d of %d graded rows %d:%d (%d of %d)",
+            jax.process_index(),
+            jax.process_count(),
+            share.start,
+            share.stop,
+            len(local),
+            len(texts),
+        )
+        grades = [grade for part in allgather_objects(list(local)) for grade in part]
+        if len(grades) != len(texts):
+            raise RuntimeError(
+                f"the processes' grades cover {len(grades)} rows, not the {len(texts)} given"
+            )
+        return grades
+
+    return grade
 
 
 class LoadedModel(NamedTuple):
@@ -233,8 +274,11 @@ def complete_problems(
     tokenizer: data_lib.Tokenizer,
     problems: Sequence[Problem],
     settings: ProblemSampling,
+    *,
+    decode_slots: int = 0,
 ) -> Completions:
-    """``settings.num_samples`` completions of each problem (row = problem * n + sample)."""
+    """``settings.num_samples`` completions of each problem (row = problem * n + sample);
+    ``decode_slots``: the decode engine's (0: its default; the samples do not depend on it)."""
     prompt_ids = [
         prompt_templates.prompt_token_ids(
             problem.problem,
@@ -258,6 +302,7 @@ def complete_problems(
         stop_tokens=prompt_templates.stop_token_ids(tokenizer, settings.chat_template),
         pad_id=tokenizer.pad_id,
         truncate_prompt=settings.truncate_prompt,
+        decode_slots=decode_slots or None,
     )
 
 

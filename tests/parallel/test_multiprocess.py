@@ -61,6 +61,18 @@ def child_env(extra: Mapping[str, str], devices: int = DEVICES_PER_PROCESS) -> d
     return env
 
 
+def compile_cache_env() -> dict[str, str]:
+    """Variables that give a child the test session's persistent JAX compilation cache (the
+    directory tests/conftest.py uses), so that reruns skip most compiles."""
+    directory = os.environ.get(
+        "REASONRL_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "reasonrl", "jax")
+    )
+    return {
+        "JAX_COMPILATION_CACHE_DIR": directory,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5",
+    }
+
+
 def run_processes(
     num_processes: int,
     argv: Sequence[str],
