@@ -6,7 +6,9 @@ Both sides sample `--new_tokens` tokens for `--batch_size` random prompts of `--
 tokens with top-p sampling (top_p=0.9, temperature=1, no top-k) and no early stop (no stop
 tokens, eos disabled), from the same weights (reasonrl params saved as a Hugging Face checkpoint
 and loaded by transformers). Every measurement is the median of `--repeats` runs after one
-untimed warm-up (compilation excluded). Decode time = full generation - prefill.
+untimed warm-up (compilation excluded). Decode time = full generation - prefill (the prefill is
+timed with the static sampler's jitted prefill; the engine runs the same prefill inside its one
+jitted call). `--engine` picks reasonrl's engine (default: the continuous engine).
 
 Also reports the `num_samples` saving: n samples of one `--shared_prompt_len`-token prompt with
 num_samples=n (one prefill) vs n explicit copies of the prompt. Record results, with the machine,
@@ -33,6 +35,9 @@ _SHARED_PROMPT = flags.DEFINE_integer(
 _REPEATS = flags.DEFINE_integer("repeats", 3, "timed runs per measurement (median)")
 _SKIP_HF = flags.DEFINE_bool("skip_hf", False, "measure reasonrl only")
 _JSON = flags.DEFINE_string("json_out", "", "also write the results to this file")
+_ENGINE = flags.DEFINE_enum(
+    "engine", "auto", ["auto", "continuous", "static"], "reasonrl.sampling.generate engine"
+)
 
 
 def median_seconds(fn) -> float:
@@ -57,7 +62,9 @@ def bench_reasonrl(config, params, prompts) -> dict:
     from reasonrl.sampling.decode import build_sampler
     from reasonrl.sampling.prompt_block import pack_prompts
 
-    settings = dict(max_new_tokens=_NEW.value, temperature=1.0, top_p=_TOP_P.value)
+    settings = dict(
+        max_new_tokens=_NEW.value, temperature=1.0, top_p=_TOP_P.value, engine=_ENGINE.value
+    )
 
     def full():
         result = sampling.generate(config, params, prompts, rng=jax.random.key(0), **settings)
@@ -192,6 +199,7 @@ def main(argv):
     results = {
         "machine": machine_description(),
         "preset": _PRESET.value,
+        "engine": _ENGINE.value,
         "params": models.num_params(config),
         "batch": _BATCH.value,
         "prompt_len": _PROMPT.value,

@@ -32,7 +32,7 @@ from reasonrl.models.hf_checkpoint import (
     save_hf_checkpoint,
 )
 from reasonrl.models.presets import PRESETS, get_preset
-from reasonrl.models.transformer import CausalLM, KVCache
+from reasonrl.models.transformer import CausalLM, KVCache, SlotCache
 
 __all__ = [
     "ARCHITECTURES",
@@ -43,6 +43,7 @@ __all__ = [
     "EncoderNotFoundError",
     "InputError",
     "KVCache",
+    "SlotCache",
     "ModelConfig",
     "PRESETS",
     "RopeScaling",

@@ -27,7 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from reasonrl.errors import ReasonRLError
 from reasonrl.models.config import ModelConfig
 from reasonrl.models.layers import ActivationSharding
-from reasonrl.models.transformer import CausalLM, KVCache
+from reasonrl.models.transformer import CausalLM, KVCache, SlotCache
 from reasonrl.parallel.mesh import jit_on_mesh
 from reasonrl.parallel.rules import (
     DEFAULT_RULES,
@@ -111,6 +111,23 @@ def hidden_states(
     """Traceable: final hidden states [B, T, D] (and the updated cache, if one is given)."""
     return build_model(config, sharding).apply(
         {"params": params}, tokens, positions, segment_ids, cache, cache_index
+    )
+
+
+def decode_slots(
+    config: ModelConfig,
+    params: Params,
+    tokens: Array,
+    cache: SlotCache,
+    *,
+    sharding: ActivationSharding | None = None,
+) -> tuple[Array, SlotCache]:
+    """Traceable: one decode step over a slot cache (`CausalLM.decode_slots`).
+
+    tokens int32 [B] -> final hidden states [B, 1, D] and the cache with the tokens written.
+    """
+    return build_model(config, sharding).apply(
+        {"params": params}, tokens, cache, method=CausalLM.decode_slots
     )
 
 

@@ -119,12 +119,15 @@ class AttentionContext(NamedTuple):
     positions / segment_ids: [B, T] for the tokens being processed.
     cache_positions / cache_segment_ids: [B, S] of the cache slots as they were *before* this
       block (None without a cache). Segment id 0 marks padding or an empty slot: never attended.
+    slot_cache: the decode engine's cache (`transformer.SlotCache`: keys and values of all layers
+      [L, B, K, S, Dh], lengths [B]) when the layers run a decode step over it, else None.
     """
 
     positions: Array
     segment_ids: Array
     cache_positions: Array | None = None
     cache_segment_ids: Array | None = None
+    slot_cache: NamedTuple | None = None
 
 
 class LayerCache(NamedTuple):
@@ -132,6 +135,20 @@ class LayerCache(NamedTuple):
 
     keys: Array
     values: Array
+
+
+class LayerIndex(NamedTuple):
+    """The layer's index into `AttentionContext.slot_cache` (int32 scalar inside the scan)."""
+
+    index: Array
+
+
+SLOT_BLOCK = 128  # cache slots per block visited by a decode step (`attention.slot_attention`)
+
+
+def slot_block(slots: int) -> int:
+    """The block a decode step reads a slot cache of `slots` slots in (a divisor of it)."""
+    return SLOT_BLOCK if slots % SLOT_BLOCK == 0 else slots
 
 
 class Attention(nn.Module):
@@ -169,11 +186,12 @@ class Attention(nn.Module):
 
     @nn.compact
     def __call__(
-        self, x: Array, ctx: AttentionContext, cache: LayerCache | None = None
+        self, x: Array, ctx: AttentionContext, cache: LayerCache | LayerIndex | None = None
     ) -> tuple[Array, LayerCache]:
         """x [B, T, D] -> ([B, T, D], this block's keys and values [B, K, T, Dh]).
 
-        With `cache` (read only) the block also attends to every filled cache slot.
+        With a `LayerCache` (read only) the block also attends to every filled cache slot; with a
+        `LayerIndex` it is a decode step (T = 1) over the filled slots of `ctx.slot_cache`.
         """
         cfg = self.config
         dtype = cfg.compute_dtype
@@ -205,12 +223,26 @@ class Attention(nn.Module):
         # The block attends to itself and, with a cache, to the cache as it was before this
         # block: one softmax over both, so the cache is only read here (the caller writes the
         # new keys/values once for all layers).
-        cached = None
-        if cache is not None:
-            cached = (cache.keys, cache.values, ctx.cache_positions, ctx.cache_segment_ids)
-        out = attention.attend(
-            cfg, q, k, v, ctx.positions, ctx.segment_ids, cached, sharding=self.sharding
-        )
+        if isinstance(cache, LayerIndex):
+            slots = ctx.slot_cache
+            out = attention.slot_attention(
+                q,
+                k,
+                v,
+                slots.keys,
+                slots.values,
+                cache.index,
+                slots.lengths,
+                scale=1.0 / math.sqrt(cfg.head_dim),
+                block=slot_block(slots.keys.shape[3]),
+            )
+        else:
+            cached = None
+            if cache is not None:
+                cached = (cache.keys, cache.values, ctx.cache_positions, ctx.cache_segment_ids)
+            out = attention.attend(
+                cfg, q, k, v, ctx.positions, ctx.segment_ids, cached, sharding=self.sharding
+            )
         out = out.transpose(0, 3, 1, 2, 4).reshape(batch, length, cfg.num_heads, cfg.head_dim)
         new_kv = LayerCache(k, v)
 

@@ -21,6 +21,7 @@ from reasonrl.models.layers import (
     Attention,
     AttentionContext,
     LayerCache,
+    LayerIndex,
     RMSNorm,
     _init,
     constrain,
@@ -59,6 +60,25 @@ class KVCache(NamedTuple):
         zeros = jnp.zeros(shape, config.compute_dtype)
         slots = jnp.zeros((batch_size, max_length), jnp.int32)
         return cls(zeros, zeros, slots, slots)
+
+
+class SlotCache(NamedTuple):
+    """The decode engine's cache: one contiguous region per decode slot (row).
+
+    keys, values: [L, B, K, S, Dh] in the compute dtype; slot t of row b holds the token at
+      position t (prompts start at slot 0, so a row's tokens fill slots [0, lengths[b])).
+    lengths: int32 [B] filled slots per row; slots past it are free and never read.
+    """
+
+    keys: Array
+    values: Array
+    lengths: Array
+
+    @classmethod
+    def empty(cls, config: ModelConfig, batch_size: int, slots: int) -> SlotCache:
+        shape = (config.num_layers, batch_size, config.num_kv_heads, slots, config.head_dim)
+        zeros = jnp.zeros(shape, config.compute_dtype)
+        return cls(zeros, zeros, jnp.zeros((batch_size,), jnp.int32))
 
 
 class DecoderBlock(nn.Module):
@@ -163,6 +183,36 @@ class CausalLM(nn.Module):
             write(cache.values, new_kv.values.astype(cache.values.dtype), axis=3),
             write(cache.positions, positions, axis=1),
             write(cache.segment_ids, segment_ids, axis=1),
+        )
+        return self.final_norm(x), cache
+
+    def decode_slots(self, tokens: Array, cache: SlotCache) -> tuple[Array, SlotCache]:
+        """One decode step of every row over a slot cache.
+
+        Args:
+          tokens: int32 [B], each row's newest token, at position `cache.lengths[b]`.
+          cache: the rows' caches; the step attends to each row's filled slots only.
+
+        Returns:
+          hidden [B, 1, D], and the cache with each token's keys/values written at slot
+          `lengths[b]` (rows at a full cache write nothing) and lengths one larger.
+        """
+        cfg = self.config
+        positions = cache.lengths[:, None]
+        x = jnp.take(self.embedding, tokens[:, None], axis=0).astype(cfg.compute_dtype)
+        x = constrain(self.sharding, x, ("batch", "length", "activation_embed"))
+        ctx = AttentionContext(positions, jnp.ones_like(positions), slot_cache=cache)
+        layers = LayerIndex(jnp.arange(cfg.num_layers, dtype=jnp.int32))
+        x, new_kv = self.layers(x, ctx, layers)  # keys/values [L, B, K, 1, Dh]
+
+        def write(buffer, new):  # [L, B, K, S, Dh] <- [L, B, K, 1, Dh] at slot lengths[b]
+            rows = jnp.arange(buffer.shape[1])
+            return buffer.at[:, rows, :, cache.lengths].set(
+                jnp.moveaxis(new[:, :, :, 0].astype(buffer.dtype), 1, 0), mode="drop"
+            )
+
+        cache = SlotCache(
+            write(cache.keys, new_kv.keys), write(cache.values, new_kv.values), cache.lengths + 1
         )
         return self.final_norm(x), cache
 

@@ -181,6 +181,7 @@ def complete(
     pad_id: int = 0,
     max_prompt_len: int | None = None,
     truncate_prompt: str = "none",
+    decode_slots: int | None = None,
 ) -> Completions:
     """``num_samples`` decoded completions of each prompt (``sampling.generate`` underneath).
 
@@ -189,6 +190,7 @@ def complete(
         rng, temperature, top_p, top_k, num_samples, stop_tokens, pad_id: as ``generate``.
         max_prompt_len: a prompt limit tighter than the model's context, if any.
         truncate_prompt: "none" or "left", for prompts that do not fit (module docstring).
+        decode_slots: rows the decode engine samples at once (`generate`; None: its default).
 
     Raises:
         ValueError: as ``generate`` (bad settings, empty prompt, token outside the vocabulary).
@@ -216,6 +218,7 @@ def complete(
             num_samples=num_samples,
             stop_tokens=stop_tokens,
             pad_id=pad_id,
+            decode_slots=decode_slots,
         )
         if sampled
         else _empty_result(max_new_tokens)

@@ -1,4 +1,6 @@
-"""The compiled sampler: one jitted prefill and one jitted decode loop (`lax.while_loop`).
+"""The static sampler: one jitted prefill and one jitted decode loop (`lax.while_loop`) over a
+fixed batch. `engine.build_engine` (continuous batching) is the default; this is the reference
+it is tested against and the baseline of its benchmarks (`generate(..., engine="static")`).
 
 Shapes: R prompt rows, n samples per prompt, N = R * n decode rows, P bucketed prompt length,
 M max_new_tokens, S = P + M cache slots, V vocabulary, L layers, K kv heads, Dh head dim.
@@ -8,7 +10,7 @@ each prompt's last real token. The cache and those logits are then repeated n ti
 batch (row r * n + s is sample s of prompt r), so the n samples of a prompt share one prefill.
 Decode step i writes slot P + i - 1 with position `prompt_length + i - 1` and segment id 1 for
 every row; prompt padding carries segment id 0 and is never attended to. The loop ends after M
-tokens or as soon as every row has produced a stop token.
+tokens or as soon as every row has produced a stop token or reached its budget.
 """
 
 from __future__ import annotations
@@ -62,9 +64,10 @@ class DecodeOutput(NamedTuple):
 
 class Sampler(NamedTuple):
     """prefill(params, tokens [R, P], lengths [R]) -> (cache with N rows, logits [N, V]);
-    decode(params, cache, logits, prompt_lengths [N], row_ids [N], live_rows, rng, settings)
-      -> (DecodeOutput, final cache); rows with row_id >= live_rows are batch padding: they
-      count as finished from the start, so they never hold the loop open.
+    decode(params, cache, logits, prompt_lengths [N], row_ids [N], budgets [N], live_rows, rng,
+      settings) -> (DecodeOutput, final cache); budgets int32 [N] (1..M) is each row's max new
+      tokens; rows with row_id >= live_rows are batch padding: they count as finished from the
+      start, so they never hold the loop open.
     `decode` donates the cache: the loop then updates that buffer in place (returning it lets XLA
     alias input and output) instead of copying it into the loop state first."""
 
@@ -139,7 +142,7 @@ def build_sampler(
         )
         return _constrain_cache(sharding, cache), jnp.repeat(logits, num_samples, axis=0)
 
-    def decode(params, cache, logits, prompt_lengths, row_ids, live_rows, rng, settings):
+    def decode(params, cache, logits, prompt_lengths, row_ids, budgets, live_rows, rng, settings):
         rows = logits.shape[0]
         padding = row_ids >= live_rows
 
@@ -182,9 +185,12 @@ def build_sampler(
         drawn, stops = sample(jnp.int32(0), logits, padding)
         out = record(empty, jnp.int32(0), drawn, padding, stops)
 
+        def finished(out: DecodeOutput) -> Array:
+            return out.stopped | padding | (out.lengths >= budgets)
+
         def keep_going(state):
             out, _, _ = state
-            return (out.steps < max_new_tokens) & ~jnp.all(out.stopped | padding)
+            return (out.steps < max_new_tokens) & ~jnp.all(finished(out))
 
         def step_once(state):
             out, previous, cache = state
@@ -201,7 +207,7 @@ def build_sampler(
                 cache_index=prompt_bucket + step - 1,
             )
             cache = _constrain_cache(sharding, cache)
-            done = out.stopped | padding
+            done = finished(out)
             drawn, stops = sample(step, _next_logits(config, params, sharding, hidden), done)
             # Rows that already finished keep computing (their outputs are masked in `record`).
             return record(out, step, drawn, done, stops), drawn.tokens, cache

@@ -94,7 +94,7 @@ def pack_prompts(
     prompt_tokens,
     prompt_lengths,
     *,
-    max_new_tokens: int,
+    max_new_tokens,
     pad_id: int,
     row_multiple: int = 1,
 ) -> PromptBlock:
@@ -103,6 +103,7 @@ def pack_prompts(
     Args:
       prompt_tokens: list of int sequences, or an int array [B, L] with `prompt_lengths` [B]
         (without them every row is L tokens long).
+      max_new_tokens: an int, or one budget per prompt [B].
       row_multiple: rows are padded (with 1-token dummy prompts) to a multiple of this, e.g. the
         number of batch shards; callers drop the dummy rows' outputs.
 
@@ -113,6 +114,7 @@ def pack_prompts(
     rows = _ragged_rows(prompt_tokens, prompt_lengths)
     if not rows:
         raise ValueError("prompt_tokens is empty: pass at least one prompt")
+    budgets = np.broadcast_to(np.asarray(max_new_tokens), (len(rows),))
     for index, row in enumerate(rows):
         if row.size == 0:
             raise ValueError(f"prompt_tokens[{index}] is empty; every prompt needs >= 1 token")
@@ -127,10 +129,10 @@ def pack_prompts(
                 f"prompt_tokens[{index}][{where}] = {int(row[where])} is outside the "
                 f"vocabulary [0, {config.vocab_size})"
             )
-        if row.size + max_new_tokens > config.max_position_embeddings:
+        if row.size + budgets[index] > config.max_position_embeddings:
             raise ValueError(
                 f"prompt_tokens[{index}] has {row.size} tokens; with max_new_tokens="
-                f"{max_new_tokens} that exceeds max_position_embeddings="
+                f"{int(budgets[index])} that exceeds max_position_embeddings="
                 f"{config.max_position_embeddings}"
             )
     num_rows = -(-len(rows) // row_multiple) * row_multiple

@@ -8,8 +8,9 @@ inputs that determine the result plus their `digest` (sha256 of the canonical JS
       config         the resolved stage config: every default filled in, the objective's
                      options and the loop's section (e.g. `rl`) as they run, minus the fields
                      that do not change the result (`RESULT_NEUTRAL_FIELDS`: how often it logs,
-                     evaluates and checkpoints, how many checkpoints it keeps, async saves, and
-                     the mesh: a preempted job resumes on another slice shape);
+                     evaluates and checkpoints, how many checkpoints it keeps, async saves, the
+                     mesh: a preempted job resumes on another slice shape, and the sampler's
+                     decode slots, which change speed, not samples);
       tokenizer      {"sha256": ...} of the tokenizer's files (`files_sha256`);
       inputs         the identity of every existing file a path in the `data` / `eval_data`
                      specs names, by its dotted field (`input_files`, `file_identity`);
@@ -61,6 +62,7 @@ RESULT_NEUTRAL_FIELDS = (
     "train.eval_every",
     "train.eval_batches",
     "mesh",
+    "rl.decode_slots",
 )
 DATA_SECTIONS = ("data", "eval_data")
 LARGE_FILE_BYTES = 64 << 20

@@ -9,6 +9,7 @@ from reasonrl import models, sampling
 from reasonrl.data import Tokenizer
 from reasonrl.parallel import DEFAULT_RULES
 from reasonrl.sampling.decode import build_sampler
+from reasonrl.sampling.engine import build_engine
 from tests.sampling.test_filters import reference_distribution
 
 PROMPT_LENGTHS = (5, 17, 11, 3)  # two buckets (16, 32) in one batch
@@ -271,20 +272,27 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(qwen3, kwargs, messag
         sampling.generate(config, params, args.pop("prompt_tokens"), **args)
 
 
-def test_prompt_lengths_in_one_bucket_do_not_recompile(qwen3):
+@pytest.mark.parametrize("engine", ["static", "continuous"])
+def test_prompt_lengths_in_one_bucket_do_not_recompile(qwen3, engine):
     config, params = qwen3
-    kwargs = dict(max_new_tokens=5, rng=jax.random.key(0), temperature=0.8)
+    kwargs = dict(max_new_tokens=5, rng=jax.random.key(0), temperature=0.8, engine=engine)
     sampling.generate(config, params, make_prompts(config.vocab_size, (3, 9)), **kwargs)
-    sampler = build_sampler(config, None, DEFAULT_RULES, 2, 16, 5, 1, False, False, False)
-    builds = build_sampler.cache_info().currsize
+    if engine == "static":
+        builder = build_sampler
+        sampler = build_sampler(config, None, DEFAULT_RULES, 2, 16, 5, 1, False, False, False)
+        compiled = (sampler.prefill, sampler.decode)
+    else:
+        builder = build_engine
+        compiled = (build_engine(config, None, DEFAULT_RULES, 2, 16, 5, 1, 2, False, False, False),)
+    builds = builder.cache_info().currsize
     sampling.generate(config, params, make_prompts(config.vocab_size, (12, 16)), **kwargs)
     sampling.generate(
         config, params, make_prompts(config.vocab_size, (1, 2)), **dict(kwargs, temperature=1.3)
     )
-    assert build_sampler.cache_info().currsize == builds
-    assert sampler.prefill._cache_size() == 1 and sampler.decode._cache_size() == 1
+    assert builder.cache_info().currsize == builds
+    assert all(fn._cache_size() == 1 for fn in compiled)
     sampling.generate(config, params, make_prompts(config.vocab_size, (17, 2)), **kwargs)
-    assert build_sampler.cache_info().currsize == builds + 1  # a new bucket does compile
+    assert builder.cache_info().currsize == builds + 1  # a new bucket does compile
 
 
 def test_bucket_lengths():

@@ -7,6 +7,7 @@
 - `blockwise.blockwise_attention`: online softmax over tiles with a recomputing custom VJP,
   memory linear in the sequence; the default on CPU and for every XLA fallback.
 - `kernels.cudnn_attention` (GPU) and `kernels.splash_attention` (TPU, under `shard_map`).
+- `slots.slot_attention`: the decode engine's step, reading only the filled cache blocks.
 
 Shapes: B batch, K key/value heads, G query heads per key/value head, T query length, S cache
 slots, Dh head dim.
@@ -23,6 +24,7 @@ from reasonrl.models.attention.blockwise import blockwise_attention
 from reasonrl.models.attention.dense import MASK_VALUE, attention_mask, dense_attention
 from reasonrl.models.attention.kernels import cudnn_attention, splash_attention
 from reasonrl.models.attention.select import select_implementation, splash_blocks
+from reasonrl.models.attention.slots import slot_attention
 from reasonrl.models.config import ModelConfig
 
 Array = jax.Array
@@ -35,6 +37,7 @@ __all__ = [
     "cudnn_attention",
     "dense_attention",
     "select_implementation",
+    "slot_attention",
     "splash_attention",
 ]
 
