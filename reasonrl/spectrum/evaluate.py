@@ -37,7 +37,12 @@ from reasonrl.sampling import generate
 from reasonrl.spectrum import metrics
 from reasonrl.spectrum.scoring import score_sequences
 from reasonrl.spectrum.suite import DEFAULT_SUITE, SuiteTask
-from reasonrl.workdir import atomic_save_figure, atomic_write_json, atomic_write_text
+from reasonrl.workdir import (
+    atomic_save_figure,
+    atomic_write_json,
+    atomic_write_text,
+    new_figure,
+)
 
 SUMMARY_FILE = "summary.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -269,14 +274,10 @@ def evaluate_spectrum(
 
 
 def _plot(summary: dict, records: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     families = sorted(summary["by_family"])
     shown = [next(r for r in records if r["family"] == f) for f in families][:6]
-    figure, axes = plt.subplots(2, 4, figsize=(16, 7))
+    figure = new_figure(figsize=(16, 7))
+    axes = figure.subplots(2, 4)
     axes = axes.ravel()
     for ax, name in zip(axes[:2], ("js_divergence", "yield")):
         ax.bar(families, [summary["by_family"][f][name] for f in families])

@@ -7,6 +7,7 @@ from reasonrl.workdir.files import (
     atomic_write_json,
     atomic_write_text,
     naming_errors,
+    new_figure,
 )
 from reasonrl.workdir.fingerprint import (
     FINGERPRINT_FILE,
@@ -33,6 +34,7 @@ __all__ = [
     "LockHolder",
     "ResultDir",
     "atomic_save_figure",
+    "new_figure",
     "atomic_write_json",
     "atomic_write_text",
     "naming_errors",

@@ -56,11 +56,17 @@ def atomic_write_json(path: str | Path, value: Any, *, indent: int | None = 2) -
     return atomic_write_text(path, json.dumps(value, indent=indent, sort_keys=True) + "\n")
 
 
-def atomic_save_figure(figure, path: str | Path) -> Path:
-    """Saves a matplotlib `figure` as a PNG to a temporary file beside `path`, renames it over
-    `path` and closes the figure (an OSError names `path`)."""
-    import matplotlib.pyplot as plt  # imported here: only plotting callers need matplotlib
+def new_figure(**figure_kwargs):
+    """A matplotlib `Figure` drawn without pyplot: no backend is selected or switched (a
+    notebook that runs a job keeps its inline plots), and nothing needs closing."""
+    from matplotlib.figure import Figure  # imported here: only plotting callers need matplotlib
 
+    return Figure(**figure_kwargs)
+
+
+def atomic_save_figure(figure, path: str | Path) -> Path:
+    """Saves a matplotlib `figure` as a PNG to a temporary file beside `path` and renames it
+    over `path` (an OSError names `path`). Figures from pyplot are closed afterwards."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -71,5 +77,8 @@ def atomic_save_figure(figure, path: str | Path) -> Path:
             os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
-        plt.close(figure)
+        if figure.canvas.manager is not None:  # a pyplot figure: release it
+            import matplotlib.pyplot as plt
+
+            plt.close(figure)
     return path
