@@ -118,10 +118,15 @@ def _prompt_copier(config, mesh, rules, prompt_rows, prompt_bucket, decode_slots
 
             return jax.lax.fori_loop(0, count, copy_one, kv)
 
-        def all_at_once(kv):  # many admissions (e.g. the first): one gather and one scatter
-            targets = jnp.where(admitted, jnp.arange(slots), slots)  # slot `slots`: dropped
+        def all_at_once(kv):  # many admissions (e.g. the first): rewrite every slot's [0, P)
+            keep = admitted[None, :, None, None, None]
             return tuple(
-                buf.at[:, targets, :, :prompt_bucket].set(src[:, local_prompt], mode="drop")
+                jax.lax.dynamic_update_slice_in_dim(
+                    buf,
+                    jnp.where(keep, src[:, local_prompt], buf[:, :, :, :prompt_bucket]),
+                    0,
+                    axis=3,
+                )
                 for buf, src in zip(kv, sources)
             )
 
