@@ -4,6 +4,8 @@
     python -m launch.gcloud_tpu install --name=NAME --zone=ZONE
     python -m launch.gcloud_tpu run     --name=NAME --zone=ZONE --tpu=v5e-16 \
         --config=configs/dpo.py --workdir=gs://BUCKET/runs/dpo [--config.KEY=VALUE ...]
+    python -m launch.gcloud_tpu eval    --name=NAME --zone=ZONE --tpu=v5e-16 --benchmark=math500 \
+        --checkpoint=/gcs/BUCKET/runs/grpo/rl/export --output_dir=/tmp/math500 [--limit=...]
     python -m launch.gcloud_tpu logs    --name=NAME --zone=ZONE --tpu=v5e-16 --job=dpo
     python -m launch.gcloud_tpu stop    --name=NAME --zone=ZONE --job=dpo
     python -m launch.gcloud_tpu delete  --name=NAME --zone=ZONE [--queued]
@@ -12,7 +14,9 @@ Add `--dry_run` to any of them to print every command it would run (one per line
 and run nothing. `run` starts the job detached on every worker (`--worker=all`) with one command
 line, the same on every host; each worker writes its own log, `~/reasonrl-logs/JOB.log`, which
 `logs` prints worker by worker. A preempted job resumes by `run` with the same flags: the job
-continues from the newest checkpoint in its gs:// workdir.
+continues from the newest checkpoint in its gs:// workdir. `eval` starts an eval binary the same
+way (every flag after the launcher's goes to it; its log is `eval-BENCHMARK` unless `--job`);
+every host samples and grades its share, process 0 writes `--output_dir`, and rerunning resumes.
 """
 
 from __future__ import annotations
@@ -69,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", required=True, help="gs://BUCKET/runs/NAME on multi-host.")
     run.add_argument("--job", default=None, help="Log name; default: the config's file stem.")
 
+    evaluate = sub.add_parser("eval", parents=[common], help="Start an eval on every worker.")
+    evaluate.add_argument("--tpu", required=True, help="Slice, e.g. v5e-16 (launch/topology.py).")
+    evaluate.add_argument(
+        "--benchmark", required=True, help=f"One of {list(job_command.EVAL_BINARIES)}."
+    )
+    evaluate.add_argument("--job", default=None, help="Log name; default: eval-BENCHMARK.")
+
     logs = sub.add_parser("logs", parents=[common], help="Print each worker's log.")
     logs.add_argument("--tpu", required=True, help="Slice, e.g. v5e-16 (launch/topology.py).")
     logs.add_argument("--job", required=True, help="The job's log name (run's --job).")
@@ -83,12 +94,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """(flags, --config.* overrides); overrides only for `run`.
+    """(flags, the rest): `run`'s --config.* overrides, or `eval`'s flags for the binary.
 
     Raises:
       ValueError: for an unknown flag or a malformed override, naming it.
     """
     args, rest = _parser().parse_known_args(list(argv))
+    if args.command == "eval":
+        return args, rest
     if rest and args.command != "run":
         raise ValueError(f"unknown flag(s) for {args.command}: {' '.join(rest)}")
     return args, job_command.parse_overrides(rest)
@@ -156,6 +169,11 @@ def remote_run_command(
 ) -> str:
     """The shell line every worker runs: the job, detached, its output in the worker's log."""
     argv = job_command.job_argv(config, workdir, overrides, python=REMOTE_PYTHON)
+    return remote_detached(argv, env, job)
+
+
+def remote_detached(argv: Sequence[str], env: dict[str, str], job: str) -> str:
+    """`argv` run detached from the repository copy, its output in the worker's JOB.log."""
     line = job_command.shell_command(["nohup", *argv], env)  # K=V nohup python -m ...
     log, pid = f"{REMOTE_LOGS}/{job}.log", f"{REMOTE_LOGS}/{job}.pid"
     return (
@@ -177,6 +195,14 @@ def _run(args: argparse.Namespace, overrides: Sequence[str]) -> list[list[str]]:
     job = _job_name(args.job or pathlib.Path(config).stem)
     env = job_command.job_env(topology, CLUSTER)
     return [_ssh(args, "all", remote_run_command(config, workdir, overrides, env, job))]
+
+
+def _eval(args: argparse.Namespace, eval_flags: Sequence[str]) -> list[list[str]]:
+    topology = get_topology(args.tpu)
+    argv = job_command.eval_argv(args.benchmark, eval_flags, topology, python=REMOTE_PYTHON)
+    job = _job_name(args.job or f"eval-{args.benchmark}")
+    env = job_command.job_env(topology, CLUSTER)
+    return [_ssh(args, "all", remote_detached(argv, env, job))]
 
 
 def _logs(args: argparse.Namespace) -> list[list[str]]:
@@ -214,6 +240,8 @@ def build_commands(args: argparse.Namespace, overrides: Sequence[str] = ()) -> l
         return _install(args)
     if args.command == "run":
         return _run(args, overrides)
+    if args.command == "eval":
+        return _eval(args, overrides)
     if args.command == "logs":
         return _logs(args)
     if args.command == "stop":

@@ -18,6 +18,8 @@ from launch.topology import TpuTopology
 __all__ = [
     "MODULE",
     "REPO_ROOT",
+    "EVAL_BINARIES",
+    "eval_argv",
     "job_argv",
     "job_env",
     "parse_overrides",
@@ -27,6 +29,9 @@ __all__ = [
 ]
 
 MODULE = "reasonrl.main"
+# Eval binaries that run on several hosts (every host samples and grades its share; process 0
+# writes the output): `evals.<name>`.
+EVAL_BINARIES = ("math500", "aime")
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 OVERRIDE_PREFIX = "--config."
 
@@ -103,6 +108,36 @@ def job_env(topology: TpuTopology, cluster: str) -> dict[str, str]:
 def job_argv(config: str, workdir: str, overrides: Sequence[str], *, python: str) -> list[str]:
     """`python -m reasonrl.main --config=... --workdir=... --config.K=V ...`."""
     return [python, "-m", MODULE, f"--config={config}", f"--workdir={workdir}", *overrides]
+
+
+def eval_argv(
+    benchmark: str, eval_flags: Sequence[str], topology: TpuTopology, *, python: str
+) -> list[str]:
+    """`python -m evals.BENCHMARK FLAGS...`, the same on every host.
+
+    Raises:
+      ValueError: for an unknown benchmark, a missing --checkpoint or --output_dir, a flag that
+        is not `--NAME[=VALUE]`, or (on a multi-host slice) a checkpoint path that is not
+        absolute: every host loads it, from a filesystem mounted at the same place (gcsfuse,
+        NFS). Only process 0 writes --output_dir.
+    """
+    if benchmark not in EVAL_BINARIES:
+        raise ValueError(f"--benchmark={benchmark!r}; choose from {list(EVAL_BINARIES)}")
+    names = {}
+    for flag in eval_flags:
+        if not flag.startswith("--") or len(flag) < 3:
+            raise ValueError(f"eval flag {flag!r} must read --NAME[=VALUE]")
+        name, _, value = flag[2:].partition("=")
+        names[name] = value
+    for required in ("checkpoint", "output_dir"):
+        if not names.get(required):
+            raise ValueError(f"evals.{benchmark} needs --{required}=... after the launcher's flags")
+    if topology.multi_host and not names["checkpoint"].startswith("/"):
+        raise ValueError(
+            f"--checkpoint={names['checkpoint']} must be an absolute path every host mounts "
+            f"(e.g. a gcsfuse mount of the bucket) on {topology.name} ({topology.hosts} hosts)"
+        )
+    return [python, "-m", f"evals.{benchmark}", *eval_flags]
 
 
 def shell_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:

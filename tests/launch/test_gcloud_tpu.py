@@ -69,6 +69,21 @@ def test_run_four_hosts_is_one_command_on_every_worker(capsys, tpu):
     assert argv.count("--worker=all") == 1 and not any(a.startswith("--worker=0") for a in argv)
 
 
+@pytest.mark.parametrize("tpu, env", [("v5e-8", ""), ("v5e-16", "REASONRL_CLUSTER=gcetpu ")])
+def test_eval_runs_the_binary_on_every_worker(capsys, tpu, env):
+    """`eval`: the same `python -m evals.math500 ...` line on every worker, the flags after the
+    launcher's passed on verbatim, logged as eval-math500."""
+    flags = ["--checkpoint=/gcs/b/runs/grpo/rl/export", "--output_dir=/tmp/m", "--limit=50"]
+    lines = dry_run(capsys, "eval", f"--tpu={tpu}", "--benchmark=math500", *flags)
+    job = f"{env}nohup .venv/bin/python -m evals.math500 {' '.join(flags)}"
+    remote = (
+        "mkdir -p $HOME/reasonrl-logs && cd $HOME/reasonrl && "
+        f"({job} > $HOME/reasonrl-logs/eval-math500.log 2>&1 < /dev/null "
+        "& echo $! > $HOME/reasonrl-logs/eval-math500.pid)"
+    )
+    assert lines == [f"{SSH} --worker=all {shlex.quote('--command=' + remote)}"]
+
+
 def test_run_line_runs_in_a_shell(tmp_path):
     """The remote line, run by bash on a fake worker: the job gets its flags and environment,
     detached, with its output in the worker's log and its pid recorded."""
@@ -167,6 +182,14 @@ def test_without_dry_run_every_command_runs_in_order(monkeypatch, capsys):
          "--job='a b'"),
         (["create", "--tpu=v5e-8", "--config.x=1"], "unknown flag(s) for create"),
         (["logs", "--tpu=v5e-8", "--job=demo", "--lines=0"], "--lines=0 must be positive"),
+        (["eval", "--tpu=v5e-8", "--benchmark=gsm8k", "--checkpoint=/c", "--output_dir=/o"],
+         "--benchmark='gsm8k'; choose from ['math500', 'aime']"),
+        (["eval", "--tpu=v5e-8", "--benchmark=aime", "--output_dir=/o"],
+         "evals.aime needs --checkpoint=..."),
+        (["eval", "--tpu=v5e-16", "--benchmark=aime", "--checkpoint=runs/x", "--output_dir=/o"],
+         "--checkpoint=runs/x must be an absolute path every host mounts"),
+        (["eval", "--tpu=v5e-8", "--benchmark=aime", "--checkpoint=/c", "--output_dir=/o", "x"],
+         "eval flag 'x' must read --NAME[=VALUE]"),
     ],
 )  # fmt: skip
 def test_bad_flags_are_named(capsys, argv, message):
