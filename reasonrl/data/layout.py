@@ -7,8 +7,8 @@ R = B / S consecutive rows each:
 
 Logical shard s is one deterministic stream of its own: the records s, s + S, s + 2S, ... of
 the source (`indexed_records` with shard_index=s, shard_count=S), shuffled by its own seed
-(`shard_seed`: train seed + s), tokenised and packed by its own packer, R rows a step. Nothing
-in it depends on the process count, so 1 process building all S shards and P processes each
+(`shard_seed`: the train seed for shard 0), tokenised and packed by its own packer, R rows a
+step. Nothing in it depends on the process count, so 1 process building all S shards and P processes each
 building the S / P shards whose rows their devices hold give the same global batch.
 
 A process passes the global rows it holds (`rows`, ascending: the rows of the batch sharding its
@@ -108,10 +108,16 @@ class ShardLayout:
         return {"batch_size": self.batch_size, "num_shards": self.num_shards}
 
 
+SHARD_SEED_STRIDE = 0x9E3779B1  # odd, ~2^32 / golden ratio: shard seeds far apart
+
+
 def shard_seed(seed: int, shard: int) -> int:
     """The seed of logical shard `shard` (shuffle, random tasks, first-fit bins): `seed` for
-    shard 0, so that one shard is exactly the single-stream pipeline of `seed`."""
-    return (seed + shard) % 2**32
+    shard 0, so that one shard is exactly the single-stream pipeline of `seed`. Shard seeds are
+    spread by a large odd stride, not consecutive: grain reshuffles epoch e with seed + e, so
+    consecutive shard seeds would replay each other's orders one epoch later (and runs with
+    seeds t and t + 1 would share most shard seeds)."""
+    return (seed + shard * SHARD_SEED_STRIDE) % 2**32
 
 
 class ShardedBatchIterator:

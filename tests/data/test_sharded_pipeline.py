@@ -240,3 +240,39 @@ def test_a_bad_record_in_a_shard_read_by_a_thread_names_its_line(records, sp_tok
     next(iterator)  # records 0..7
     with pytest.raises(MissingFieldError, match=rf"^{re.escape(str(broken))}:14: "):
         next(iterator)  # records 8..15
+
+
+def record_ids(batch, tokenizer) -> list[list[int]]:
+    """The "Record <i>" ids of every row's documents, row by row."""
+    rows = []
+    for tokens, segments in zip(batch["tokens"], batch["segment_ids"]):
+        texts = [tokenizer.decode(tokens[segments == s]) for s in np.unique(segments[segments > 0])]
+        rows.append([int(re.search(r"Record (\d+):", text).group(1)) for text in texts])
+    return rows
+
+
+def test_one_shard_per_row_packs_and_covers_records_as_one_stream(records, sp_tokenizer):
+    """S = B (one first-fit shard per row, R = 1) against S = 1: every shard gives each of its
+    own records equally often (no repeats, no early restart) over more than two of its epochs,
+    and a step holds as many tokens and loss tokens, and as little padding, as the single
+    stream's."""
+    data_spec = spec(records, {"type": "first_fit", "num_bins": 3})
+    steps = 24  # S = 8: 5 records a shard, 1-2 a row: > 2 epochs of every shard
+    stats = {}
+    for num_shards in (1, BATCH):
+        iterator = pipeline(data_spec, sp_tokenizer, num_shards)
+        batches = [next(iterator) for _ in range(steps)]
+        real = np.array([(b["segment_ids"] > 0).sum() for b in batches])
+        loss = np.array([b["loss_mask"].sum() for b in batches])
+        stats[num_shards] = real.mean(), loss.mean(), 1 - real.mean() / (BATCH * SEQ_LEN)
+        ids = [record_ids(batch, sp_tokenizer) for batch in batches]
+        for shard in range(num_shards):
+            stream = [i for step in ids for row in step[shard::num_shards] for i in row]
+            own = range(shard, NUM_RECORDS, num_shards)
+            counts = [stream.count(i) for i in own]
+            assert set(stream) == set(own), (shard, stream)
+            assert len(stream) > 2 * len(own) and max(counts) - min(counts) <= 1, (shard, counts)
+    (tokens_1, loss_1, pad_1), (tokens_s, loss_s, pad_s) = stats[1], stats[BATCH]
+    assert tokens_s == pytest.approx(tokens_1, rel=0.1)
+    assert loss_s == pytest.approx(loss_1, rel=0.1)
+    assert pad_s <= pad_1 + 0.05, (pad_s, pad_1)
