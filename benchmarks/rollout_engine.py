@@ -13,7 +13,8 @@ Both engines run in this process, on the same random weights and prompts, with n
 2. length_scaling: `--scaling_rows` rows generating `--scaling_tokens` tokens after a
    `--prompt_len`-token prompt: total time of each engine (target: continuous <= 0.6x static),
    and the time of the first and the last `--window` steps (T(window) and T(all) - T(all -
-   window); the static sampler's steps cost the same everywhere, the engine's grow).
+   window)); the static sampler's steps cost the same everywhere (its first window against its
+   mean window shows it; `--static_last_window` times its last window too), the engine's grow.
 3. memory: KV cache bytes each engine allocates for workload 1 (static: N x (P + M) slots,
    engine: slots x S + the prompts' P), against N x (P + M) x fp32 (target <= 0.35x).
 
@@ -44,6 +45,9 @@ _PROMPT = flags.DEFINE_integer("prompt_len", 64, "tokens per prompt")
 _SCALING_ROWS = flags.DEFINE_integer("scaling_rows", 16, "length_scaling: rows")
 _SCALING_TOKENS = flags.DEFINE_integer("scaling_tokens", 4096, "length_scaling: new tokens")
 _WINDOW = flags.DEFINE_integer("window", 512, "length_scaling: steps in the first/last window")
+_STATIC_LAST = flags.DEFINE_bool(
+    "static_last_window", False, "length_scaling: also time the static sampler's last window"
+)
 _SEED = flags.DEFINE_integer("seed", 0, "budgets, prompts and weights")
 _JSON = flags.DEFINE_string("json_out", "", "also write the results to this file")
 
@@ -159,11 +163,16 @@ def length_scaling(bench) -> dict:
     out = {"rows": rows, "new_tokens": total, "window": window}
     for engine in ENGINES:
         times = {}
-        for steps in (window, total - window, total):
+        # The static sampler's steps all read the whole cache, so its last window is not timed
+        # separately (`--static_last_window` does: one more run of all - window steps).
+        runs = (window, total - window, total)
+        if engine == "static" and not _STATIC_LAST.value:
+            runs = (window, total)
+        for steps in runs:
             # Caches and outputs sized for `total` in every run; the rows stop after `steps`.
             budgets = np.full(rows, steps, np.int64)
             _, times[steps] = bench.measure(engine, prompts, budgets, width=total)
-        first, last = times[window], times[total] - times[total - window]
+        first = times[window]
         step_time = times[total] / total
         # Slots read per row and step: the static sampler reads all P + M, the engine the
         # filled prefix (P + M / 2 on average).
@@ -173,10 +182,13 @@ def length_scaling(bench) -> dict:
         out[engine] = {
             "total_s": round(times[total], 2),
             "first_window_s": round(first, 3),
-            "last_window_s": round(last, 3),
-            "last_over_first": round(last / first, 2),
+            "mean_window_s": round(times[total] / total * window, 3),
             "achieved_GBps": round(read / step_time / 1e9, 1),
         }
+        if total - window in times:
+            last = times[total] - times[total - window]
+            out[engine]["last_window_s"] = round(last, 3)
+            out[engine]["last_over_first"] = round(last / first, 2)
     out["continuous_over_static"] = round(
         out["continuous"]["total_s"] / out["static"]["total_s"], 2
     )
