@@ -3,7 +3,7 @@
     python -m launch.gcloud_tpu create  --name=NAME --zone=ZONE --tpu=v5e-16 [--spot] [--queued]
     python -m launch.gcloud_tpu install --name=NAME --zone=ZONE
     python -m launch.gcloud_tpu run     --name=NAME --zone=ZONE --tpu=v5e-16 \
-        --config=configs/dpo.py --workdir=gs://BUCKET/runs/dpo [--config.KEY=VALUE ...]
+        --config=configs/dpo.py --workdir=/gcs/BUCKET/runs/dpo [--config.KEY=VALUE ...]
     python -m launch.gcloud_tpu eval    --name=NAME --zone=ZONE --tpu=v5e-16 --benchmark=math500 \
         --checkpoint=/gcs/BUCKET/runs/grpo/rl/export --output_dir=/tmp/math500 [--limit=...]
     python -m launch.gcloud_tpu logs    --name=NAME --zone=ZONE --tpu=v5e-16 --job=dpo
@@ -14,7 +14,7 @@ Add `--dry_run` to any of them to print every command it would run (one per line
 and run nothing. `run` starts the job detached on every worker (`--worker=all`) with one command
 line, the same on every host; each worker writes its own log, `~/reasonrl-logs/JOB.log`, which
 `logs` prints worker by worker. A preempted job resumes by `run` with the same flags: the job
-continues from the newest checkpoint in its gs:// workdir. `eval` starts an eval binary the same
+continues from the newest checkpoint in its workdir. `eval` starts an eval binary the same
 way (every flag after the launcher's goes to it; its log is `eval-BENCHMARK` unless `--job`);
 every host samples and grades its share, process 0 writes `--output_dir`, and rerunning resumes.
 """
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="Start the job on every worker.")
     run.add_argument("--tpu", required=True, help="Slice, e.g. v5e-16 (launch/topology.py).")
     run.add_argument("--config", required=True, help="Job config, e.g. configs/dpo.py.")
-    run.add_argument("--workdir", required=True, help="gs://BUCKET/runs/NAME on multi-host.")
+    run.add_argument("--workdir", required=True, help="/gcs/BUCKET/runs/NAME on multi-host.")
     run.add_argument("--job", default=None, help="Log name; default: the config's file stem.")
 
     evaluate = sub.add_parser("eval", parents=[common], help="Start an eval on every worker.")

@@ -1,6 +1,6 @@
 """The job command both launchers run on every TPU host, and the checks on its flags.
 
-Every host runs the same command line, `python -m reasonrl.main --config=... --workdir=gs://...`
+Every host runs the same command line, `python -m reasonrl.main --config=... --workdir=/gcs/...`
 plus the `--config.*` overrides; nothing in it depends on the host. Which process a host is
 comes from the TPU environment (`reasonrl.parallel.initialize_distributed`), told which cluster
 to read through `REASONRL_CLUSTER`. A preempted job resumes by running the same command again:
@@ -79,18 +79,26 @@ def validate_config(config: str, *, flag: str = "--config") -> str:
 
 
 def validate_workdir(workdir: str, topology: TpuTopology, *, flag: str = "--workdir") -> str:
-    """`workdir`, which on a multi-host slice all hosts must share: a `gs://` path, or an
-    absolute path on a filesystem mounted at the same place on every host (gcsfuse, NFS).
+    """`workdir`, which on a multi-host slice all hosts must share: an absolute path on a
+    filesystem mounted at the same place on every host (a gcsfuse mount of the bucket, NFS).
 
     Raises:
-      ValueError: naming `flag` when it is empty, or relative on a multi-host slice.
+      ValueError: naming `flag` when it is empty, a URL (`gs://...`: the job writes through the
+        local filesystem and refuses it; mount the bucket instead), or relative on a multi-host
+        slice.
     """
     if not workdir:
-        raise ValueError(f"{flag} is required (e.g. {flag}=gs://BUCKET/runs/NAME)")
-    if topology.multi_host and not (workdir.startswith("gs://") or workdir.startswith("/")):
+        raise ValueError(f"{flag} is required (e.g. {flag}=/gcs/BUCKET/runs/NAME)")
+    if "://" in workdir:
         raise ValueError(
-            f"{flag}={workdir} must be a gs:// path (or an absolute path on a filesystem every "
-            f"host mounts) on {topology.name} ({topology.hosts} hosts): every host writes "
+            f"{flag}={workdir} is a URL; the job writes through the local filesystem: mount the "
+            "bucket on every host (gcsfuse --implicit-dirs BUCKET /gcs/BUCKET) and pass "
+            f"{flag}=/gcs/BUCKET/..."
+        )
+    if topology.multi_host and not workdir.startswith("/"):
+        raise ValueError(
+            f"{flag}={workdir} must be an absolute path on a filesystem every host mounts "
+            f"(gcsfuse, NFS) on {topology.name} ({topology.hosts} hosts): every host writes "
             "checkpoints there and reads them back on resume"
         )
     return workdir.rstrip("/")

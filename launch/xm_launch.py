@@ -1,6 +1,6 @@
 """XManager launcher: the job on a TPU slice, one work unit per sweep point.
 
-    python -m launch.xm_launch --config=configs/dpo.py --workdir=gs://BUCKET/runs/dpo \
+    python -m launch.xm_launch --config=configs/dpo.py --workdir=/gcs/BUCKET/runs/dpo \
         --tpu=v5e-16 [--config.KEY=VALUE ...] [--sweep=KEY=V1,V2 ...] [--name=EXPERIMENT]
 
 `build_job_spec` turns the flags into plain data (experiment title, image, accelerator request,
@@ -212,7 +212,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m launch.xm_launch", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--config", required=True, help="Job config, e.g. configs/dpo.py.")
-    parser.add_argument("--workdir", required=True, help="gs://BUCKET/runs/NAME on multi-host.")
+    parser.add_argument("--workdir", required=True, help="/gcs/BUCKET/runs/NAME on multi-host.")
     parser.add_argument("--tpu", required=True, help="Slice, e.g. v5e-16 (launch/topology.py).")
     parser.add_argument(
         "--sweep", action="append", default=[], help="KEY=V1,V2: one work unit per value."

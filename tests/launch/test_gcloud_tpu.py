@@ -44,10 +44,10 @@ def run_line(tpu, env_prefix, workdir, extra=""):
 
 def test_run_single_host_v5e_8(capsys):
     lines = dry_run(
-        capsys, "run", "--tpu=v5e-8", "--config=configs/demo.py", "--workdir=gs://bucket/runs/a"
+        capsys, "run", "--tpu=v5e-8", "--config=configs/demo.py", "--workdir=/gcs/bucket/runs/a"
     )
     # One host: no cluster to describe, one command for the one worker.
-    assert lines == [run_line("v5e-8", "", "gs://bucket/runs/a")]
+    assert lines == [run_line("v5e-8", "", "/gcs/bucket/runs/a")]
 
 
 @pytest.mark.parametrize("tpu", ["v5e-16", "v4-32"])
@@ -57,14 +57,14 @@ def test_run_four_hosts_is_one_command_on_every_worker(capsys, tpu):
         "run",
         f"--tpu={tpu}",
         "--config=configs/demo.py",
-        "--workdir=gs://bucket/runs/a/",
+        "--workdir=/gcs/bucket/runs/a/",
         "--config.stages.pretrain.train.steps=5",
         "--config.stages.sft.optimizer.learning_rate=5e-4",
     )
     overrides = (
         " --config.stages.pretrain.train.steps=5 --config.stages.sft.optimizer.learning_rate=5e-4"
     )
-    assert lines == [run_line(tpu, "REASONRL_CLUSTER=gcetpu ", "gs://bucket/runs/a", overrides)]
+    assert lines == [run_line(tpu, "REASONRL_CLUSTER=gcetpu ", "/gcs/bucket/runs/a", overrides)]
     argv = shlex.split(lines[0])
     assert argv.count("--worker=all") == 1 and not any(a.startswith("--worker=0") for a in argv)
 
@@ -92,7 +92,7 @@ def test_run_line_runs_in_a_shell(tmp_path):
     python.write_text('#!/bin/sh\necho "cluster=$REASONRL_CLUSTER args=$*"\n')
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     remote = gcloud_tpu.remote_run_command(
-        "configs/demo.py", "gs://b/r", ["--config.x=a b"], {"REASONRL_CLUSTER": "gcetpu"}, "j"
+        "configs/demo.py", "/gcs/b/r", ["--config.x=a b"], {"REASONRL_CLUSTER": "gcetpu"}, "j"
     )
     subprocess.run(["bash", "-c", remote], check=True, env={**os.environ, "HOME": str(tmp_path)})
     log = tmp_path / "reasonrl-logs" / "j.log"
@@ -101,7 +101,7 @@ def test_run_line_runs_in_a_shell(tmp_path):
             break
         time.sleep(0.05)
     assert log.read_text() == (
-        "cluster=gcetpu args=-m reasonrl.main --config=configs/demo.py --workdir=gs://b/r "
+        "cluster=gcetpu args=-m reasonrl.main --config=configs/demo.py --workdir=/gcs/b/r "
         "--config.x=a b\n"
     )
     assert (tmp_path / "reasonrl-logs" / "j.pid").read_text().strip().isdigit()
@@ -167,18 +167,20 @@ def test_without_dry_run_every_command_runs_in_order(monkeypatch, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["run", "--tpu=v5e-17", "--config=configs/demo.py", "--workdir=gs://b/r"], "--tpu="),
+        (["run", "--tpu=v5e-17", "--config=configs/demo.py", "--workdir=/gcs/b/r"], "--tpu="),
         (["run", "--tpu=v5e-16", "--config=configs/demo.py", "--workdir=runs/r"],
-         "--workdir=runs/r must be a gs:// path (or an absolute path on a filesystem every "),
-        (["run", "--tpu=v5e-8", "--config=configs/nope.py", "--workdir=gs://b/r"],
+         "--workdir=runs/r must be an absolute path on a filesystem every host mounts"),
+        (["run", "--tpu=v5e-8", "--config=configs/demo.py", "--workdir=gs://b/r"],
+         "--workdir=gs://b/r is a URL; the job writes through the local filesystem"),
+        (["run", "--tpu=v5e-8", "--config=configs/nope.py", "--workdir=/gcs/b/r"],
          "--config=configs/nope.py: no such file"),
-        (["run", "--tpu=v5e-8", "--config=/etc/hostname", "--workdir=gs://b/r"],
+        (["run", "--tpu=v5e-8", "--config=/etc/hostname", "--workdir=/gcs/b/r"],
          "outside the repository"),
-        (["run", "--tpu=v5e-8", "--config=configs/demo.py", "--workdir=gs://b/r", "--stepz=3"],
+        (["run", "--tpu=v5e-8", "--config=configs/demo.py", "--workdir=/gcs/b/r", "--stepz=3"],
          "unknown flag '--stepz=3'"),
-        (["run", "--tpu=v5e-8", "--config=configs/demo.py", "--workdir=gs://b/r", "--config.x"],
+        (["run", "--tpu=v5e-8", "--config=configs/demo.py", "--workdir=/gcs/b/r", "--config.x"],
          "must read --config.KEY=VALUE"),
-        (["run", "--tpu=v5e-8", "--config=configs/demo.py", "--workdir=gs://b/r", "--job=a b"],
+        (["run", "--tpu=v5e-8", "--config=configs/demo.py", "--workdir=/gcs/b/r", "--job=a b"],
          "--job='a b'"),
         (["create", "--tpu=v5e-8", "--config.x=1"], "unknown flag(s) for create"),
         (["logs", "--tpu=v5e-8", "--job=demo", "--lines=0"], "--lines=0 must be positive"),

@@ -13,7 +13,7 @@ def test_single_unit_on_four_hosts(monkeypatch):
     monkeypatch.setitem(sys.modules, "xmanager", None)  # building the spec must not import it
     spec = xm_launch.build_job_spec(
         "configs/demo.py",
-        "gs://bucket/runs/demo/",
+        "/gcs/bucket/runs/demo/",
         "v5e-16",
         ["--config.stages.pretrain.train.steps=5"],
     )
@@ -28,16 +28,16 @@ def test_single_unit_on_four_hosts(monkeypatch):
         "-m",
         "reasonrl.main",
         "--config=configs/demo.py",
-        "--workdir=gs://bucket/runs/demo",
+        "--workdir=/gcs/bucket/runs/demo",
         "--config.stages.pretrain.train.steps=5",
     ]
 
 
 def test_same_job_command_as_the_gcloud_launcher(capsys):
-    spec = xm_launch.build_job_spec("configs/demo.py", "gs://b/r", "v4-32", ["--config.seed=1"])
+    spec = xm_launch.build_job_spec("configs/demo.py", "/gcs/b/r", "v4-32", ["--config.seed=1"])
     assert gcloud_tpu.main(
         ["run", "--name=p", "--zone=z", "--tpu=v4-32", "--config=configs/demo.py",
-         "--workdir=gs://b/r", "--config.seed=1", "--job=demo", "--dry_run"]
+         "--workdir=/gcs/b/r", "--config.seed=1", "--job=demo", "--dry_run"]
     ) == 0  # fmt: skip
     remote = shlex.split(capsys.readouterr().out)[-1]
     job_flags = spec.work_units[0].argv()[3:]
@@ -53,7 +53,7 @@ def test_single_host_needs_no_cluster_and_allows_a_local_workdir():
 def test_sweep_is_a_product_with_one_workdir_per_unit():
     spec = xm_launch.build_job_spec(
         "configs/demo.py",
-        "gs://b/r",
+        "/gcs/b/r",
         "v5p-8",
         ["--config.seed=3"],
         ["stages.sft.optimizer.learning_rate=1e-4,3e-4", "config.stages.sft.train.steps=10,20"],
@@ -69,7 +69,7 @@ def test_sweep_is_a_product_with_one_workdir_per_unit():
     unit = spec.work_units[1]
     assert unit.args == {
         "config": "configs/demo.py",
-        "workdir": "gs://b/r/learning_rate=1e-4,steps=20",
+        "workdir": "/gcs/b/r/learning_rate=1e-4,steps=20",
         "config.seed": "3",
         "config.stages.sft.optimizer.learning_rate": "1e-4",
         "config.stages.sft.train.steps": "20",
@@ -78,7 +78,7 @@ def test_sweep_is_a_product_with_one_workdir_per_unit():
 
 
 def test_dry_run_prints_the_spec(capsys):
-    argv = ["--config=configs/demo.py", "--workdir=gs://b/r", "--tpu=v5e-16", "--dry_run",
+    argv = ["--config=configs/demo.py", "--workdir=/gcs/b/r", "--tpu=v5e-16", "--dry_run",
             "--sweep=seed=0,1", "--config.stages.sft.train.steps=3"]  # fmt: skip
     assert xm_launch.main(argv) == 0
     data = json.loads(capsys.readouterr().out)
@@ -90,7 +90,7 @@ def test_dry_run_prints_the_spec(capsys):
 
 def test_launch_without_xmanager_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "xmanager", None)  # import fails as if not installed
-    spec = xm_launch.build_job_spec("configs/demo.py", "gs://b/r", "v5e-8")
+    spec = xm_launch.build_job_spec("configs/demo.py", "/gcs/b/r", "v5e-8")
     with pytest.raises(RuntimeError, match=r"pip install xmanager.*--dry_run"):
         xm_launch.launch(spec)
 
@@ -99,7 +99,7 @@ def test_launch_without_xmanager_says_how_to_get_it(monkeypatch):
     "argv, message",
     [
         (["--tpu=v5e-3"], "--tpu='v5e-3' is not a known TPU slice"),
-        (["--tpu=v5e-16", "--workdir=runs/x"], "--workdir=runs/x must be a gs:// path"),
+        (["--tpu=v5e-16", "--workdir=runs/x"], "--workdir=runs/x must be an absolute path"),
         (["--sweep=seed"], "--sweep='seed' must read KEY=V1,V2"),
         (["--sweep=seed="], "--sweep='seed=' must read KEY=V1,V2"),
         (["--sweep=seed=1,2", "--sweep=config.seed=3"], "config.seed is swept twice"),
@@ -110,7 +110,7 @@ def test_launch_without_xmanager_says_how_to_get_it(monkeypatch):
     ],
 )
 def test_bad_flags_are_named(capsys, argv, message):
-    base = {"--config": "configs/demo.py", "--workdir": "gs://b/r", "--tpu": "v5e-8"}
+    base = {"--config": "configs/demo.py", "--workdir": "/gcs/b/r", "--tpu": "v5e-8"}
     for arg in argv:
         base.pop(arg.split("=")[0], None)
     full = [f"{k}={v}" for k, v in base.items()] + argv + ["--dry_run"]
@@ -126,7 +126,7 @@ def test_requirements_are_valid_xmanager_requirements():
     from launch.topology import TOPOLOGIES
 
     for name in TOPOLOGIES:
-        spec = xm_launch.build_job_spec("configs/demo.py", "gs://b/r", name)
+        spec = xm_launch.build_job_spec("configs/demo.py", "/gcs/b/r", name)
         requirements = xm.JobRequirements(**spec.requirements)
         assert requirements.accelerator.name == spec.topology.xm_resource.upper(), name
         assert requirements.topology.chip_count == spec.topology.chips, name
