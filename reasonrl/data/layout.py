@@ -8,8 +8,9 @@ R = B / S consecutive rows each:
 Logical shard s is one deterministic stream of its own: the records s, s + S, s + 2S, ... of
 the source (`indexed_records` with shard_index=s, shard_count=S), shuffled by its own seed
 (`shard_seed`: the train seed for shard 0), tokenised and packed by its own packer, R rows a
-step. Nothing in it depends on the process count, so 1 process building all S shards and P processes each
-building the S / P shards whose rows their devices hold give the same global batch.
+step. Nothing in it depends on the process count, so 1 process building all S shards and P
+processes each building the S / P shards whose rows their devices hold give the same global
+batch.
 
 A process passes the global rows it holds (`rows`, ascending: the rows of the batch sharding its
 devices address, see `reasonrl.train.engine.process_rows`); it builds only the logical shards

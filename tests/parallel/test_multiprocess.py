@@ -108,6 +108,27 @@ def run_processes(
     return results
 
 
+def run_job_processes(
+    num_processes: int, argv: Sequence[str], *, timeout: float, compile_cache: bool = True
+) -> list[subprocess.CompletedProcess]:
+    """`argv` as one job of `num_processes` processes x (8 / num_processes) CPU devices, started
+    the documented way (`JAX_COORDINATOR_ADDRESS` + `JAX_NUM_PROCESSES` + `JAX_PROCESS_ID` on a
+    free localhost port; nothing for one process), with the session's compilation cache."""
+    port = free_port()
+
+    def env(i: int) -> dict[str, str]:
+        out = compile_cache_env() if compile_cache else {}
+        if num_processes > 1:
+            out.update(
+                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                JAX_NUM_PROCESSES=str(num_processes),
+                JAX_PROCESS_ID=str(i),
+            )
+        return out
+
+    return run_processes(num_processes, argv, env, timeout=timeout, devices=8 // num_processes)
+
+
 def probe_results(results: Sequence[subprocess.CompletedProcess]) -> list[dict]:
     """Each process's RESULT line; fails showing the stderr of a process that failed."""
     parsed = []

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.evals.conftest import _checkpoint
-from tests.parallel.test_multiprocess import compile_cache_env, free_port, run_processes
+from tests.parallel.test_multiprocess import run_job_processes
 
 LIMIT, SAMPLES, BATCH = 2, 2, 1
 GRADED = re.compile(r"grader: process (\d+) of (\d+) graded rows (\d+):(\d+) \((\d+) of (\d+)\)")
@@ -43,20 +43,7 @@ def run_eval(checkpoint, output_dir, num_processes, *extra, binary="evals.math50
         "--verbosity=0",  # INFO: the grader's "graded rows" lines
         *extra,
     ]
-    port = free_port()
-    env = lambda i: {
-        **compile_cache_env(),
-        **(
-            {
-                "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
-                "JAX_NUM_PROCESSES": str(num_processes),
-                "JAX_PROCESS_ID": str(i),
-            }
-            if num_processes > 1
-            else {}
-        ),
-    }
-    return run_processes(num_processes, argv, env, timeout=300, devices=8 // num_processes)
+    return run_job_processes(num_processes, argv, timeout=300)
 
 
 def succeeded(results):

@@ -19,7 +19,7 @@ from reasonrl import data as data_lib
 from reasonrl.data.tokenizer.training import special_tokens
 from reasonrl.synthetic import arithmetic, digit_sums
 from tests.helpers import read_jsonl
-from tests.parallel.test_multiprocess import compile_cache_env, free_port, run_processes
+from tests.parallel.test_multiprocess import probe_results, run_job_processes
 
 STEPS = 2
 ROWS = 8  # train.batch_size 2 x rl.group_size 4
@@ -69,20 +69,7 @@ def run_stage(job, workdir, num_processes, *, name="rl", eval_every=2):
     module, function = builder.split(":")
     argv = [sys.executable, "-c", DRIVER, module, function, json.dumps(files), tokenizer]
     argv += [str(workdir), name, str(STEPS), str(eval_every)]
-    port = free_port()
-    env = lambda i: {
-        **compile_cache_env(),
-        **(
-            {
-                "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
-                "JAX_NUM_PROCESSES": str(num_processes),
-                "JAX_PROCESS_ID": str(i),
-            }
-            if num_processes > 1
-            else {}
-        ),
-    }
-    results = run_processes(num_processes, argv, env, timeout=400, devices=8 // num_processes)
+    results = run_job_processes(num_processes, argv, timeout=400)
     for i, result in enumerate(results):
         assert result.returncode == 0, f"process {i} failed:\n{result.stderr[-4000:]}"
         assert "DONE" in result.stdout
@@ -235,18 +222,9 @@ print("RESULT " + json.dumps(dict(
 def test_sampling_and_transfer_helpers_across_processes():
     """`generate` over a mesh spanning 2 processes gives every process the samples of 1 process
     x 8 devices; put_global / fetch_global / allgather_objects / on_main_process behave."""
-    from tests.parallel.test_multiprocess import probe_results
-
-    port = free_port()
-    env = lambda i: {
-        **compile_cache_env(),
-        "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
-        "JAX_NUM_PROCESSES": "2",
-        "JAX_PROCESS_ID": str(i),
-    }
     argv = [sys.executable, "-c", HELPERS_PROBE]
-    two = probe_results(run_processes(2, argv, env, timeout=300))
-    [one] = probe_results(run_processes(1, argv, lambda i: compile_cache_env(), devices=8))
+    two = probe_results(run_job_processes(2, argv, timeout=300))
+    [one] = probe_results(run_job_processes(1, argv, timeout=300))
     for index, result in enumerate(two):
         assert result["tokens"] == one["tokens"]
         np.testing.assert_allclose(result["logprob"], one["logprob"], rtol=1e-5)

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.parallel.test_multiprocess import REPO_ROOT, free_port, run_processes
+from tests.parallel.test_multiprocess import REPO_ROOT, run_job_processes
 
 STEPS = 6
 
@@ -30,17 +30,7 @@ def _run_job(tiny_corpus, workdir, num_processes):
         # One logical data shard per row (0): the layout that splits over any process count.
         "--config.stages.pretrain.train.data_shards=0",
     ]
-    port = free_port()
-    env = lambda i: (
-        {
-            "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
-            "JAX_NUM_PROCESSES": str(num_processes),
-            "JAX_PROCESS_ID": str(i),
-        }
-        if num_processes > 1
-        else {}
-    )
-    results = run_processes(num_processes, argv, env, timeout=500, devices=8 // num_processes)
+    results = run_job_processes(num_processes, argv, timeout=500, compile_cache=False)
     for i, result in enumerate(results):
         assert result.returncode == 0, f"process {i} failed:\n{result.stderr[-4000:]}"
     return results
