@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from reasonrl import data as data_lib
-from reasonrl.data.tokenizer.training import special_tokens
-from reasonrl.synthetic import arithmetic, digit_sums
+from reasonrl.synthetic import arithmetic
 from tests.helpers import read_jsonl
 from tests.parallel.test_multiprocess import probe_results, run_job_processes
+from tests.rlp.test_rlp_loop import small_digit_sums
 
 STEPS = 2
 ROWS = 8  # train.batch_size 2 x rl.group_size 4
@@ -155,20 +155,8 @@ def test_each_process_grades_only_its_share(rl_runs):
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """(stage builder, its files, tokenizer path): tests/rlp/test_rlp_loop.py's RLP stage
-    (2 minibatches, eval thoughts) on a small digit-sums corpus."""
-    files = digit_sums.write_digit_sums_dataset(
-        tmp_path_factory.mktemp("digit_sums"),
-        pretrain_count=300,
-        midtrain_count=50,
-        rlp_count=100,
-        test_count=20,
-    )
-    tokenizer = data_lib.train_sentencepiece(
-        str(files["pretrain"]),
-        str(tmp_path_factory.mktemp("tok")),
-        vocab_size=273,
-        special_tokens=special_tokens(thinking_markers=True),
-    )
+    (2 minibatches, eval thoughts) on its small digit-sums corpus."""
+    files, tokenizer = small_digit_sums(tmp_path_factory)
     files = {"rlp": str(files["rlp"]), "test": str(files["test"])}
     return "tests.rlp.test_rlp_loop:rlp_stage", files, tokenizer
 

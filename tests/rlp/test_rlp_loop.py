@@ -17,9 +17,9 @@ from tests.helpers import read_jsonl
 from tests.train.stages import TINY_MODEL
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    """(files of a small digit-sums dataset, a tokenizer trained on it, its path)."""
+def small_digit_sums(tmp_path_factory):
+    """(files of a small digit-sums dataset, the path of a tokenizer trained on it with the
+    thinking markers)."""
     files = digit_sums.write_digit_sums_dataset(
         tmp_path_factory.mktemp("digit_sums"),
         pretrain_count=300,
@@ -33,6 +33,13 @@ def digits(tmp_path_factory):
         vocab_size=273,
         special_tokens=special_tokens(thinking_markers=True),
     )
+    return files, path
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """(files of a small digit-sums dataset, a tokenizer trained on it, its path)."""
+    files, path = small_digit_sums(tmp_path_factory)
     return files, data_lib.load_tokenizer(path), path
 
 
